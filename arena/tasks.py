@@ -1,0 +1,15 @@
+"""Celery tasks of the arena: thin wrappers that take ids and call one service."""
+
+from celery import shared_task
+
+from arena import services
+
+
+@shared_task(name="arena.tasks.generation_run", acks_late=True, reject_on_worker_lost=True)
+def generation_run(generation_id: int) -> None:
+    services.generation_execute(generation_id=generation_id)
+
+
+@shared_task(name="arena.tasks.generations_reap_stale")
+def generations_reap_stale() -> int:
+    return services.generations_reap_stale()

@@ -1,0 +1,37 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from arena.api import openai
+from arena.api.views import ContestantViewSet, GenerationViewSet
+from core import api as core_api
+from core import views as core_views
+
+router = DefaultRouter()
+router.register("contestants", ContestantViewSet, basename="contestant")
+router.register("generations", GenerationViewSet, basename="generation")
+
+api_patterns = [
+    path("auth/token/", core_api.TokenView.as_view(), name="api-token-auth"),
+    path("me/", core_api.MeView.as_view(), name="api-me"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/token/", core_views.api_token, name="api-token"),
+    path("arena/", include("arena.urls")),
+    path("annotation/", include("annotation.urls")),
+    path("training/", include("training.urls")),
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+    path("v1/chat/completions", openai.ChatCompletionsView.as_view(), name="openai-chat"),
+    path("v1/models", openai.ModelsView.as_view(), name="openai-models"),
+]

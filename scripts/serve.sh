@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Migrate, load the demo, then run the web server and a Celery worker together.
+# Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+PORT=${PORT:-8000}
+HOST=${HOST:-127.0.0.1}
+mkdir -p var
+
+"$BIN/python" manage.py migrate --noinput -v0
+"$BIN/python" manage.py seed_demo
+"$BIN/python" manage.py collectstatic --noinput -v0
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+# The worker serves every queue here; in production each queue gets its own workers (docker/).
+"$BIN/celery" -A config worker -Q default,generate,gpu --concurrency 1 --beat \
+    --schedule var/celerybeat-schedule --loglevel INFO >var/worker.log 2>&1 &
+worker=$!
+pids+=($worker)
+# Convert the bundled model to safetensors once, in the background (the first answer waits).
+"$BIN/python" manage.py prepare_models >var/prepare_models.log 2>&1 &
+pids+=($!)
+"$BIN/gunicorn" config.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 --timeout 300 \
+    --access-logfile var/access.log --error-logfile - &
+web=$!
+pids+=($web)
+
+for _ in $(seq 1 100); do
+  curl -fsS "http://$HOST:$PORT/healthz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+cat <<MSG
+
+  RLHF Platform is running at http://$HOST:$PORT/
+  Demo logins (password: demo-password): annotator, reviewer, researcher, admin
+  API docs: http://$HOST:$PORT/api/docs/   OpenAI-compatible: http://$HOST:$PORT/v1/chat/completions
+  Worker log: var/worker.log   Press Ctrl-C to stop.
+
+MSG
+# Stop everything as soon as the web server or the worker exits.
+wait -n "$worker" "$web"

@@ -1,0 +1,155 @@
+"""Shared fixtures. Personas, one per role, each with a logged-in client:
+
+- annotator: writes demonstrations and rankings;
+- reviewer: accepts or rejects judgments (also an annotator);
+- researcher: builds datasets and reads leaderboards;
+- admin_user: manages models, projects and training runs;
+- outsider: signed in, but holds no role.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API + live_server
+
+from tests.support.tiny_model import build_tiny_chat_model  # noqa: E402
+
+# Tests under these paths need no database; the PostgreSQL pass leaves them out.
+PURE_PATHS = (
+    "tests/training/core/",
+    "tests/arena/test_ratings.py",
+    "tests/arena/test_battle_files.py",
+)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+        if rel.startswith(PURE_PATHS):
+            item.add_marker(pytest.mark.pure)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def _make_user(django_user_model, username: str, *roles: str):
+    from core.roles import user_role_grant
+
+    user = django_user_model.objects.create_user(username=username, password="pw-" + username)
+    for role in roles:
+        user_role_grant(user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def annotator(db, django_user_model):
+    return _make_user(django_user_model, "ann", "annotator")
+
+
+@pytest.fixture
+def reviewer(db, django_user_model):
+    return _make_user(django_user_model, "rev", "annotator", "reviewer")
+
+
+@pytest.fixture
+def researcher(db, django_user_model):
+    return _make_user(django_user_model, "res", "researcher")
+
+
+@pytest.fixture
+def admin_user(db, django_user_model):
+    return _make_user(django_user_model, "adm", "admin")
+
+
+@pytest.fixture
+def outsider(db, django_user_model):
+    return django_user_model.objects.create_user(username="out", password="pw-out")
+
+
+def _client_for(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def annotator_client(annotator):
+    return _client_for(annotator)
+
+
+@pytest.fixture
+def admin_client_(admin_user):
+    return _client_for(admin_user)
+
+
+@pytest.fixture
+def researcher_client(researcher):
+    return _client_for(researcher)
+
+
+@pytest.fixture
+def outsider_client(outsider):
+    return _client_for(outsider)
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def tiny_contestant(db, tiny_model_dir):
+    from arena.services import contestant_create
+
+    return contestant_create(
+        name="tiny-llama",
+        display_name="Tiny Llama",
+        backend="local",
+        model_path=str(tiny_model_dir),
+        temperature=0.0,
+        max_new_tokens=8,
+        organization="Test Lab",
+    )
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's chromium, never a downloaded browser."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real worker process consuming every queue of the test database's broker."""
+    from django.db import connection
+
+    from tests.support.worker import WorkerProcess, database_url_for
+
+    with django_db_blocker.unblock():
+        url = database_url_for(connection.settings_dict)
+    worker = WorkerProcess(database_url=url).start()
+    yield worker
+    worker.stop()

@@ -1,0 +1,83 @@
+"""Project-wide checks: migrations match the models, the API schema is valid, the compose file
+parses, and the demo loads."""
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import call_command
+from openapi_spec_validator import validate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db
+def test_models_have_no_missing_migrations():
+    out = io.StringIO()
+    try:
+        call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    except SystemExit:
+        pytest.fail("Models changed without a migration:\n" + out.getvalue())
+
+
+def test_openapi_schema_is_valid_and_lists_the_endpoints(client):
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=io.StringIO())
+    response = client.get("/api/schema/")
+    assert response.status_code == 200
+    schema = yaml.safe_load(response.content)
+    validate(schema)
+    for path in ("/api/contestants/", "/api/generations/", "/v1/chat/completions"):
+        assert path in schema["paths"]
+
+
+def test_swagger_ui_is_served_without_a_cdn(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    assert "cdn." not in html and "unpkg" not in html
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_compose_file_is_valid():
+    result = subprocess.run(
+        ["docker-compose", "-f", "docker/compose.yaml", "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load((ROOT / "docker/compose.yaml").read_text())["services"]
+    assert {"postgres", "redis", "web", "worker", "gpu-worker", "beat"} <= set(services)
+
+
+@pytest.mark.django_db
+def test_seed_demo_loads_users_contestants_and_prompts_and_can_run_twice():
+    from django.contrib.auth.models import User
+
+    from annotation.models import Prompt
+    from arena.models import Contestant
+    from core.roles import user_has_role
+
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())
+    assert Contestant.objects.filter(backend="smollm2").count() >= 3
+    prompts = Prompt.objects.filter(project__slug="demo-assistant")
+    assert 45 <= prompts.count() <= 60
+    assert set(prompts.values_list("category", flat=True)) >= {
+        "coding",
+        "math",
+        "writing",
+        "advice",
+        "facts",
+        "safety",
+    }
+    for role in ("annotator", "reviewer", "researcher", "admin"):
+        user = User.objects.get(username=role)
+        assert user.check_password("demo-password")
+        assert user_has_role(user, role)
+    assert not user_has_role(User.objects.get(username="annotator"), "reviewer")
