@@ -1,14 +1,62 @@
 from django import forms
 
-from arena.models import Contestant
+from arena.models import Contestant, Winner
 
 
 class TryModelForm(forms.Form):
     contestant = forms.ModelChoiceField(
-        queryset=Contestant.objects.active(), to_field_name="name", empty_label=None
+        queryset=Contestant.objects.battling(), to_field_name="name", empty_label=None
     )
     prompt = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "placeholder": "Ask the model something..."}),
         max_length=20_000,
         strip=True,
     )
+
+
+class PromptForm(forms.Form):
+    prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Type a prompt and press Send"}),
+        max_length=20_000,
+        strip=True,
+    )
+
+
+class NamedBattleForm(PromptForm):
+    contestant_a = forms.ModelChoiceField(
+        queryset=Contestant.objects.battling(), to_field_name="name", label="Model A"
+    )
+    contestant_b = forms.ModelChoiceField(
+        queryset=Contestant.objects.battling(), to_field_name="name", label="Model B"
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("contestant_a") and data.get("contestant_a") == data.get("contestant_b"):
+            raise forms.ValidationError("Pick two different models.")
+        return data
+
+
+class DirectChatForm(PromptForm):
+    contestant_a = forms.ModelChoiceField(
+        queryset=Contestant.objects.battling(),
+        to_field_name="name",
+        label="Model",
+        empty_label=None,
+    )
+
+
+class VoteForm(forms.Form):
+    winner = forms.ChoiceField(choices=Winner.choices)
+
+
+class BattleFileForm(forms.Form):
+    file = forms.FileField(
+        help_text="CSV or JSONL (optionally .gz) with model_a, model_b, winner columns."
+    )
+
+
+class LeaderboardFilterForm(forms.Form):
+    category = forms.CharField(required=False)
+    style_control = forms.BooleanField(required=False, label="Style control")
+    q = forms.CharField(required=False, label="Search")

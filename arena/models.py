@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -11,6 +13,7 @@ class Backend(models.TextChoices):
     LOCAL = "local", "Local Hugging Face folder"
     SMOLLM2 = "smollm2", "SmolLM2-135M-Instruct (bundled)"
     OPENAI = "openai", "OpenAI-compatible endpoint"
+    EXTERNAL = "external", "External (imported votes only)"
 
 
 LOCAL_BACKENDS = (Backend.LOCAL, Backend.SMOLLM2)
@@ -23,6 +26,10 @@ class ContestantQuerySet(models.QuerySet):
     def local(self) -> ContestantQuerySet:
         """Contestants whose weights live on this machine (they can be served and trained)."""
         return self.filter(backend__in=LOCAL_BACKENDS)
+
+    def battling(self) -> ContestantQuerySet:
+        """Active contestants that can answer, and so can be drawn into battles."""
+        return self.active().exclude(backend=Backend.EXTERNAL)
 
 
 class Contestant(models.Model):
@@ -70,6 +77,9 @@ class Contestant(models.Model):
     )
 
     created_at = models.DateTimeField(default=timezone.now)
+    # The live online-Elo number, updated in the transaction of each counted vote.
+    elo = models.FloatField(default=1000.0)
+    elo_votes = models.PositiveIntegerField(default=0)
 
     objects = ContestantQuerySet.as_manager()
 
@@ -173,3 +183,159 @@ class Generation(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class BattleMode(models.TextChoices):
+    ANONYMOUS = "anonymous", "Anonymous battle"
+    SIDE_BY_SIDE = "side_by_side", "Named side by side"
+    DIRECT = "direct", "Direct chat"
+
+
+class BattleSource(models.TextChoices):
+    ARENA = "arena", "Arena votes"
+    IMPORT = "import", "Imported battle file"
+
+
+class Winner(models.TextChoices):
+    MODEL_A = "model_a", "A is better"
+    MODEL_B = "model_b", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both are bad"
+
+
+class Exclusion(models.TextChoices):
+    """Why a stored vote does not count in the ratings (the vote itself is kept)."""
+
+    IDENTITY_REVEALED = "identity_revealed", "An answer revealed a model's identity"
+    GENERATION_FAILED = "generation_failed", "A generation failed in the conversation"
+    NOT_ANONYMOUS = "not_anonymous", "The voter knew the models"
+
+
+class BattleQuerySet(models.QuerySet):
+    def voted(self) -> BattleQuerySet:
+        return self.exclude(winner="")
+
+    def counted(self) -> BattleQuerySet:
+        """Votes that enter the leaderboard: anonymous, voted, not flagged."""
+        return self.voted().filter(mode=BattleMode.ANONYMOUS, excluded_reason="")
+
+
+class Battle(models.Model):
+    """Two contestants answer the same conversation; one vote decides it.
+
+    Direct chats are battles with one side and no vote, so that conversations share one shape.
+    Identities stay hidden until `winner` is set; the public id is unguessable."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    mode = models.CharField(max_length=20, choices=BattleMode.choices, default=BattleMode.ANONYMOUS)
+    source = models.CharField(
+        max_length=20, choices=BattleSource.choices, default=BattleSource.ARENA
+    )
+    contestant_a = models.ForeignKey(Contestant, on_delete=models.PROTECT, related_name="+")
+    contestant_b = models.ForeignKey(
+        Contestant, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    user = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="battles",
+    )
+    session_key = models.CharField(max_length=64, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    category = models.CharField(max_length=50, blank=True, db_index=True)
+    categories = models.JSONField(default=list, blank=True)
+    conversation = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Imported battles: the conversation, if the file has it.",
+    )
+
+    winner = models.CharField(max_length=20, choices=Winner.choices, blank=True)
+    voted_at = models.DateTimeField(null=True, blank=True)
+    excluded_reason = models.CharField(max_length=30, choices=Exclusion.choices, blank=True)
+    style_a = models.JSONField(default=dict, blank=True)
+    style_b = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = BattleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["mode", "excluded_reason", "winner"]),
+            models.Index(fields=["ip", "voted_at"]),
+            models.Index(fields=["user", "voted_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(mode="anonymous") | models.Q(contestant_b__isnull=False),
+                name="battle_anonymous_has_two_sides",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Battle {self.public_id}"
+
+    @property
+    def is_voted(self) -> bool:
+        return bool(self.winner)
+
+    @property
+    def is_counted(self) -> bool:
+        return self.is_voted and self.mode == BattleMode.ANONYMOUS and not self.excluded_reason
+
+
+class BattleTurn(models.Model):
+    """One user message of a battle and the answer of each side to the conversation so far."""
+
+    battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveSmallIntegerField()
+    user_message = models.TextField()
+    generation_a = models.ForeignKey(Generation, on_delete=models.PROTECT, related_name="+")
+    generation_b = models.ForeignKey(
+        Generation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["battle", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["battle", "index"], name="battle_turn_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"Turn {self.index} of {self.battle_id}"
+
+    def generations(self) -> list[Generation]:
+        return [g for g in (self.generation_a, self.generation_b) if g is not None]
+
+    @property
+    def sides(self) -> list[tuple[str, Generation]]:
+        return [(s, g) for s, g in (("a", self.generation_a), ("b", self.generation_b)) if g]
+
+
+class LeaderboardSnapshot(models.Model):
+    """A leaderboard fitted in the background and stored; pages read it, never fit."""
+
+    category = models.CharField(max_length=50, blank=True, help_text="Blank: all battles.")
+    style_control = models.BooleanField(default=False)
+    include_annotation = models.BooleanField(
+        default=False, help_text="Rankings from annotation projects were added as a source."
+    )
+    computed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    battles = models.PositiveIntegerField(default=0)
+    bootstrap_rounds = models.PositiveIntegerField(default=0)
+    rows = models.JSONField(default=list)
+    plots = models.JSONField(default=dict, help_text="Win-fraction and battle-count matrices.")
+    style_coefficients = models.JSONField(default=dict, blank=True)
+    seconds = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["-computed_at"]
+        indexes = [
+            models.Index(fields=["category", "style_control", "include_annotation", "computed_at"])
+        ]
+
+    def __str__(self) -> str:
+        return f"Leaderboard {self.category or 'all'} ({self.computed_at:%Y-%m-%d %H:%M})"

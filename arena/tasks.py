@@ -13,3 +13,10 @@ def generation_run(generation_id: int) -> None:
 @shared_task(name="arena.tasks.generations_reap_stale")
 def generations_reap_stale() -> int:
     return services.generations_reap_stale()
+
+
+@shared_task(name="arena.tasks.leaderboards_refresh")
+def leaderboards_refresh() -> int:
+    from arena.leaderboards import leaderboards_refresh as refresh
+
+    return refresh()

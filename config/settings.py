@@ -180,6 +180,26 @@ WHITENOISE_USE_FINDERS = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = _env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 
 
+# --- Cache (rate limits, vote counters) --------------------------------------------------------
+_CACHE_URL = os.environ.get("CACHE_URL", "")
+if _CACHE_URL:
+    if urlparse(_CACHE_URL).scheme not in {"redis", "rediss", "locmem"}:
+        raise ImproperlyConfigured(f"CACHE_URL={_CACHE_URL!r}: use redis://host:6379/1.")
+    CACHES = {"default": env.cache_url_config(_CACHE_URL)}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+# --- Arena ------------------------------------------------------------------------------------
+# Votes per minute a user, or an address, may cast (0 turns the limit off).
+ARENA_VOTES_PER_MINUTE = _env_int("ARENA_VOTES_PER_MINUTE", 30)
+ARENA_BATTLES_PER_MINUTE = _env_int("ARENA_BATTLES_PER_MINUTE", 20)
+# Refit the leaderboard after this many counted votes (and on beat's schedule).
+ARENA_REFRESH_EVERY_VOTES = _env_int("ARENA_REFRESH_EVERY_VOTES", 50, minimum=1)
+ARENA_BOOTSTRAP_ROUNDS = _env_int("ARENA_BOOTSTRAP_ROUNDS", 1000, minimum=0)
+ARENA_MIN_VOTES = _env_int("ARENA_MIN_VOTES", 0)
+
+
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -242,6 +262,10 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-generations": {
         "task": "arena.tasks.generations_reap_stale",
         "schedule": 60.0,
+    },
+    "refresh-leaderboards": {
+        "task": "arena.tasks.leaderboards_refresh",
+        "schedule": float(_env_int("ARENA_REFRESH_EVERY_S", 300, minimum=10)),
     },
 }
 

@@ -5,19 +5,22 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from arena.api import openai
-from arena.api.views import ContestantViewSet, GenerationViewSet
+from arena.api.views import BattleViewSet, ContestantViewSet, GenerationViewSet, LeaderboardView
 from core import api as core_api
 from core import views as core_views
 
 router = DefaultRouter()
 router.register("contestants", ContestantViewSet, basename="contestant")
 router.register("generations", GenerationViewSet, basename="generation")
+router.register("battles", BattleViewSet, basename="battle")
 
 api_patterns = [
     path("auth/token/", core_api.TokenView.as_view(), name="api-token-auth"),
     path("me/", core_api.MeView.as_view(), name="api-me"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("leaderboard/", LeaderboardView.as_view(), name="api-leaderboard"),
+    path("annotation/", include("annotation.api.urls")),
     path("", include(router.urls)),
 ]
 

@@ -93,3 +93,109 @@ class GenerationSerializer(serializers.ModelSerializer):
             "latency_s",
         ]
         read_only_fields = fields
+
+
+class BattleCreateSerializer(serializers.Serializer):
+    prompt = serializers.CharField(max_length=20_000)
+    mode = serializers.ChoiceField(
+        choices=["anonymous", "side_by_side", "direct"], default="anonymous"
+    )
+    contestant_a = serializers.SlugRelatedField(
+        slug_field="name", queryset=Contestant.objects.battling(), required=False
+    )
+    contestant_b = serializers.SlugRelatedField(
+        slug_field="name", queryset=Contestant.objects.battling(), required=False
+    )
+
+
+class VoteSerializer(serializers.Serializer):
+    winner = serializers.ChoiceField(choices=["model_a", "model_b", "tie", "both_bad"])
+
+
+class _AnswerSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    output = serializers.CharField()
+    error = serializers.CharField()
+
+
+class _TurnSerializer(serializers.Serializer):
+    user_message = serializers.CharField()
+    a = _AnswerSerializer(allow_null=True)
+    b = _AnswerSerializer(allow_null=True)
+
+
+class BattleSerializer(serializers.Serializer):
+    """A battle as its voter sees it: `model_a`/`model_b` are null until they may be known."""
+
+    id = serializers.UUIDField(source="public_id")
+    mode = serializers.CharField()
+    category = serializers.CharField()
+    turns = serializers.SerializerMethodField()
+    ready_to_vote = serializers.SerializerMethodField()
+    winner = serializers.CharField()
+    excluded_reason = serializers.CharField()
+    model_a = serializers.SerializerMethodField()
+    model_b = serializers.SerializerMethodField()
+
+    def _revealed(self, battle) -> bool:
+        return battle.is_voted or battle.mode != "anonymous"
+
+    def get_model_a(self, battle) -> str | None:
+        return battle.contestant_a.name if self._revealed(battle) else None
+
+    def get_model_b(self, battle) -> str | None:
+        if battle.contestant_b is None or not self._revealed(battle):
+            return None
+        return battle.contestant_b.name
+
+    def get_turns(self, battle) -> list[dict]:
+        turns = list(battle.turns.select_related("generation_a", "generation_b"))
+        pending = any(not g.is_finished for g in turns[-1].generations()) if turns else False
+
+        def answer(generation, last: bool):
+            if generation is None:
+                return None
+            hidden = pending and last  # no partial answers: their timing would hint at the model
+            return {
+                "status": "pending" if hidden else generation.status,
+                "output": "" if hidden else generation.output,
+                "error": "" if hidden else generation.error,
+            }
+
+        return [
+            {
+                "user_message": t.user_message,
+                "a": answer(t.generation_a, k == len(turns) - 1),
+                "b": answer(t.generation_b, k == len(turns) - 1),
+            }
+            for k, t in enumerate(turns)
+        ]
+
+    def get_ready_to_vote(self, battle) -> bool:
+        from arena.selectors import battle_view
+
+        return battle_view(battle=battle)["can_vote"]
+
+
+class LeaderboardRowSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    display_name = serializers.CharField()
+    rating = serializers.FloatField()
+    ci_lower = serializers.FloatField()
+    ci_upper = serializers.FloatField()
+    votes = serializers.IntegerField()
+    rank_ub = serializers.IntegerField()
+    rank_spread = serializers.ListField(child=serializers.IntegerField())
+    elo = serializers.FloatField(required=False)
+    organization = serializers.CharField()
+    license = serializers.CharField()
+
+
+class LeaderboardSerializer(serializers.Serializer):
+    category = serializers.CharField()
+    style_control = serializers.BooleanField()
+    computed_at = serializers.DateTimeField()
+    battles = serializers.IntegerField()
+    bootstrap_rounds = serializers.IntegerField()
+    style_coefficients = serializers.DictField(child=serializers.FloatField())
+    rows = LeaderboardRowSerializer(many=True)

@@ -1,17 +1,24 @@
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
+from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from arena import selectors, services
+from arena import battles, selectors, services
 from arena.api.serializers import (
+    BattleCreateSerializer,
+    BattleSerializer,
     ContestantSerializer,
     GenerationCreateSerializer,
     GenerationSerializer,
+    LeaderboardSerializer,
+    VoteSerializer,
 )
-from arena.models import Generation
+from arena.battles import Actor, BattleError
+from arena.models import Battle, Generation
 from core.permissions import HasRole
 from core.roles import Role
 
@@ -63,3 +70,82 @@ class GenerationViewSet(
         except ValueError as exc:
             raise ValidationError({"messages": [str(exc)]}) from None
         return Response(GenerationSerializer(generation).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _api_actor(request) -> Actor:
+    return Actor(user=request.user, ip=request.META.get("REMOTE_ADDR"))
+
+
+def _refusal(exc: BattleError) -> Response:
+    code = status.HTTP_429_TOO_MANY_REQUESTS if isinstance(exc, battles.RateLimited) else 409
+    return Response({"detail": str(exc)}, status=code)
+
+
+class BattleViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Arena battles: start one, poll it, vote once. Model names stay null until the vote."""
+
+    serializer_class = BattleSerializer
+    lookup_field = "public_id"
+
+    def get_queryset(self):
+        qs = Battle.objects.select_related("contestant_a", "contestant_b")
+        if getattr(self, "swagger_fake_view", False):
+            return qs.none()
+        return qs.filter(user=self.request.user)
+
+    @extend_schema(request=BattleCreateSerializer, responses={201: BattleSerializer})
+    def create(self, request):
+        data = BattleCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            battle = battles.battle_start(
+                actor=_api_actor(request),
+                prompt=values["prompt"],
+                mode=values["mode"],
+                contestant_a=values.get("contestant_a"),
+                contestant_b=values.get("contestant_b"),
+            )
+        except ValueError as exc:
+            raise ValidationError({"prompt": [str(exc)]}) from None
+        except BattleError as exc:
+            return _refusal(exc)
+        return Response(BattleSerializer(battle).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=VoteSerializer, responses={200: BattleSerializer})
+    @action(detail=True, methods=["post"])
+    def vote(self, request, public_id=None):
+        data = VoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            battle = battles.battle_vote(
+                battle=self.get_object(),
+                actor=_api_actor(request),
+                winner=data.validated_data["winner"],
+            )
+        except BattleError as exc:
+            return _refusal(exc)
+        return Response(BattleSerializer(battle).data)
+
+
+class LeaderboardView(APIView):
+    """The newest fitted leaderboard for a category (blank: all) with or without style control."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("category", str, required=False),
+            OpenApiParameter("style_control", bool, required=False),
+        ],
+        responses={200: LeaderboardSerializer},
+    )
+    def get(self, request):
+        snapshot = selectors.leaderboard_latest(
+            category=request.query_params.get("category", ""),
+            style_control=request.query_params.get("style_control", "").lower()
+            in ("1", "true", "yes"),
+        )
+        if snapshot is None:
+            return Response({"detail": "No leaderboard for these filters yet."}, status=404)
+        return Response(LeaderboardSerializer(snapshot).data)

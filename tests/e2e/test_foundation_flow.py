@@ -17,6 +17,7 @@ def test_a_user_logs_in_and_a_model_answers_through_the_worker(
     page.get_by_label("Password").fill("pw-ann")
     page.get_by_role("button", name="Log in").click()
     page.locator("nav.areas").get_by_role("link", name="Arena").click()
+    page.locator("nav.tabs").get_by_role("link", name="Models").click()
     expect(page.get_by_role("heading", name="Models")).to_be_visible()
     page.get_by_label("Prompt").fill("what is the capital of france")
     page.get_by_role("button", name="Ask").click()

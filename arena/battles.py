@@ -1,0 +1,328 @@
+"""Writes of the arena's battles: start, continue, regenerate, vote.
+
+Identities stay hidden until the vote; one vote locks a battle; a vote that cannot count is kept
+with the reason it does not.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from arena import backends, hygiene, ratings
+from arena.models import (
+    Battle,
+    BattleMode,
+    BattleTurn,
+    Contestant,
+    Exclusion,
+    Generation,
+    GenerationStatus,
+    LeaderboardSnapshot,
+    Winner,
+)
+from arena.services import generation_request
+
+
+class BattleError(Exception):
+    """A battle action was refused; the message says why, for the user."""
+
+
+class RateLimited(BattleError):
+    pass
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a signed-in user, or a visitor known by session and address."""
+
+    user: object | None = None
+    session_key: str = ""
+    ip: str | None = None
+
+    @property
+    def user_id(self) -> int | None:
+        user = self.user
+        return user.pk if user is not None and user.is_authenticated else None
+
+
+# --- Pair sampling ----------------------------------------------------------------------------
+def battle_pair_sample(*, rng: random.Random | None = None) -> tuple[Contestant, Contestant]:
+    """Draw two active contestants, favouring newcomers and pairs whose order is uncertain
+    (see docs/ratings.md); the A/B sides are then shuffled."""
+    rng = rng or random.SystemRandom()
+    pool = list(Contestant.objects.battling().order_by("pk"))
+    if len(pool) < 2:
+        raise BattleError("The arena needs at least two active models.")
+    names = [c.name for c in pool]
+    rated, cov = _latest_ratings(names)
+    votes = np.array([c.elo_votes for c in pool], float)
+    pairs, probs = ratings.pair_sampling_weights(ratings=rated, cov=cov, votes=votes)
+    i, j = pairs[_draw(probs, rng)]
+    first, second = pool[int(i)], pool[int(j)]
+    return (first, second) if rng.random() < 0.5 else (second, first)
+
+
+def _draw(probs: np.ndarray, rng: random.Random) -> int:
+    index = int(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"))
+    return min(index, len(probs) - 1)
+
+
+def _latest_ratings(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Ratings and their covariance from the newest overall snapshot; NaN for unrated models."""
+    snapshot = (
+        LeaderboardSnapshot.objects.filter(
+            category="", style_control=False, include_annotation=False
+        )
+        .only("rows", "plots")
+        .first()
+    )
+    rated = np.full(len(names), np.nan)
+    cov = np.zeros((len(names), len(names)))
+    if snapshot is None:
+        return rated, cov
+    position = {row["model"]: k for k, row in enumerate(snapshot.rows)}
+    snap_cov = np.asarray(snapshot.plots.get("cov") or [], float)
+    for a, name in enumerate(names):
+        if name in position:
+            rated[a] = snapshot.rows[position[name]]["rating"]
+    for a, name_a in enumerate(names):
+        for b, name_b in enumerate(names):
+            if name_a in position and name_b in position and snap_cov.size:
+                cov[a, b] = snap_cov[position[name_a], position[name_b]]
+    return rated, cov
+
+
+# --- Starting and continuing --------------------------------------------------------------------
+def _check_rate(actor: Actor, *, key: str, per_minute: int) -> None:
+    """A fixed one-minute window per user and per address, counted in the cache."""
+    if per_minute <= 0:
+        return
+    window = int(timezone.now().timestamp() // 60)
+    for who in filter(None, (actor.user_id and f"u{actor.user_id}", actor.ip and f"ip{actor.ip}")):
+        name = f"rate:{key}:{who}:{window}"
+        cache.add(name, 0, timeout=120)
+        try:
+            count = cache.incr(name)
+        except ValueError:  # evicted between add and incr
+            count = 1
+        if count > per_minute:
+            raise RateLimited(
+                f"Too many {key} from you in the last minute (limit {per_minute}); "
+                "please wait a moment."
+            )
+
+
+@transaction.atomic
+def battle_start(
+    *,
+    actor: Actor,
+    prompt: str,
+    mode: str = BattleMode.ANONYMOUS,
+    contestant_a: Contestant | None = None,
+    contestant_b: Contestant | None = None,
+) -> Battle:
+    """Open a battle and ask both sides for an answer (one side for a direct chat)."""
+    _check_rate(actor, key="battles", per_minute=settings.ARENA_BATTLES_PER_MINUTE)
+    messages = backends.validate_messages([{"role": "user", "content": prompt}])
+    if mode == BattleMode.ANONYMOUS:
+        contestant_a, contestant_b = battle_pair_sample()
+    elif mode == BattleMode.SIDE_BY_SIDE:
+        if contestant_a is None or contestant_b is None or contestant_a == contestant_b:
+            raise BattleError("Pick two different models.")
+    elif mode == BattleMode.DIRECT:
+        if contestant_a is None:
+            raise BattleError("Pick a model to chat with.")
+        contestant_b = None
+    else:
+        raise BattleError(f"Unknown battle mode {mode!r}.")
+    battle = Battle.objects.create(
+        mode=mode,
+        contestant_a=contestant_a,
+        contestant_b=contestant_b,
+        user=actor.user if actor.user_id else None,
+        session_key=actor.session_key or "",
+        ip=actor.ip,
+        categories=hygiene.categorize(messages),
+    )
+    battle.category = battle.categories[0]
+    battle.save(update_fields=["category"])
+    _turn_create(battle, index=0, messages=messages, actor=actor)
+    return battle
+
+
+def _turn_create(battle: Battle, *, index: int, messages: list[dict], actor: Actor) -> BattleTurn:
+    user = actor.user if actor.user_id else None
+    sides = [battle.contestant_a, battle.contestant_b]
+    generations = [
+        generation_request(contestant=c, messages=messages, user=user) if c else None for c in sides
+    ]
+    return BattleTurn.objects.create(
+        battle=battle,
+        index=index,
+        user_message=messages[-1]["content"],
+        generation_a=generations[0],
+        generation_b=generations[1],
+    )
+
+
+def _conversation(turns: list[BattleTurn], side: str) -> list[dict]:
+    """The conversation as one side saw it: user turns and that side's answers."""
+    messages: list[dict] = []
+    for turn in turns:
+        messages.append({"role": "user", "content": turn.user_message})
+        generation = turn.generation_a if side == "a" else turn.generation_b
+        if generation is not None:
+            messages.append({"role": "assistant", "content": generation.output})
+    return messages
+
+
+def _locked(battle: Battle) -> tuple[Battle, list[BattleTurn]]:
+    battle = Battle.objects.select_for_update().get(pk=battle.pk)
+    turns = list(battle.turns.select_related("generation_a", "generation_b").order_by("index"))
+    return battle, turns
+
+
+def _require_answers_ready(turns: list[BattleTurn]) -> None:
+    generations = turns[-1].generations()
+    if any(not g.is_finished for g in generations):
+        raise BattleError("Wait until both answers are complete.")
+    if any(g.status == GenerationStatus.FAILED for g in generations):
+        raise BattleError("An answer failed; regenerate before voting or continuing.")
+
+
+@transaction.atomic
+def battle_continue(*, battle: Battle, actor: Actor, prompt: str) -> BattleTurn:
+    """Add a user turn; each side answers its own conversation so far."""
+    battle, turns = _locked(battle)
+    if battle.is_voted:
+        raise BattleError("This battle is over; start a new round.")
+    _require_answers_ready(turns)
+    _check_rate(actor, key="battles", per_minute=settings.ARENA_BATTLES_PER_MINUTE)
+    backends.validate_messages([{"role": "user", "content": prompt}])
+    user = actor.user if actor.user_id else None
+    generations = []
+    for side, contestant in (("a", battle.contestant_a), ("b", battle.contestant_b)):
+        if contestant is None:
+            generations.append(None)
+            continue
+        messages = [*_conversation(turns, side), {"role": "user", "content": prompt}]
+        generations.append(generation_request(contestant=contestant, messages=messages, user=user))
+    battle.categories = hygiene.categorize(
+        [{"role": "user", "content": t.user_message} for t in turns]
+        + [{"role": "user", "content": prompt}]
+    )
+    battle.save(update_fields=["categories"])
+    return BattleTurn.objects.create(
+        battle=battle,
+        index=len(turns),
+        user_message=prompt,
+        generation_a=generations[0],
+        generation_b=generations[1],
+    )
+
+
+@transaction.atomic
+def battle_regenerate(*, battle: Battle, actor: Actor) -> BattleTurn:
+    """Draw both answers of the last turn again (same models, new samples), before the vote."""
+    battle, turns = _locked(battle)
+    if battle.is_voted:
+        raise BattleError("This battle is over; start a new round.")
+    last = turns[-1]
+    if any(not g.is_finished for g in last.generations()):
+        raise BattleError("Wait until both answers are complete.")
+    user = actor.user if actor.user_id else None
+    for field in ("generation_a", "generation_b"):
+        old: Generation | None = getattr(last, field)
+        if old is not None:
+            setattr(
+                last,
+                field,
+                generation_request(contestant=old.contestant, messages=old.messages, user=user),
+            )
+    last.save(update_fields=["generation_a", "generation_b"])
+    return last
+
+
+# --- Voting -----------------------------------------------------------------------------------
+def battle_vote(*, battle: Battle, actor: Actor, winner: str) -> Battle:
+    """Record the one vote of a battle and reveal the models. A second vote, a vote before
+    both answers are complete, or on a failed answer, is refused and changes nothing."""
+    if winner not in Winner.values:
+        raise BattleError(f"A vote is one of {', '.join(Winner.values)}; got {winner!r}.")
+    with transaction.atomic():
+        battle, turns = _locked(battle)
+        if battle.mode == BattleMode.DIRECT:
+            raise BattleError("A direct chat has nothing to vote on.")
+        if battle.is_voted:
+            raise BattleError("This battle already has a vote.")
+        _require_answers_ready(turns)
+        _check_rate(actor, key="votes", per_minute=settings.ARENA_VOTES_PER_MINUTE)
+        battle.winner = winner
+        battle.voted_at = timezone.now()
+        battle.style_a, battle.style_b = _style(turns, "a"), _style(turns, "b")
+        battle.excluded_reason = _exclusion(battle, turns)
+        battle.save(update_fields=["winner", "voted_at", "style_a", "style_b", "excluded_reason"])
+        if battle.is_counted:
+            _elo_apply(battle)
+            transaction.on_commit(_maybe_refresh_leaderboards)
+    return battle
+
+
+def _style(turns: list[BattleTurn], side: str) -> dict:
+    """Style features of one side's answers, summed over the turns."""
+    total: dict[str, int] = {}
+    for turn in turns:
+        generation = turn.generation_a if side == "a" else turn.generation_b
+        for key, value in ratings.style_features(generation.output if generation else "").items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def _exclusion(battle: Battle, turns: list[BattleTurn]) -> str:
+    if battle.mode != BattleMode.ANONYMOUS:
+        return Exclusion.NOT_ANONYMOUS
+    if any(g.status == GenerationStatus.FAILED for t in turns for g in t.generations()):
+        return Exclusion.GENERATION_FAILED
+    terms = set()
+    for contestant in (battle.contestant_a, battle.contestant_b):
+        terms |= hygiene.identity_terms(
+            contestant.name, contestant.display_name, organization=contestant.organization
+        )
+    answers = "\n".join(g.output for t in turns for g in t.generations())
+    if hygiene.identity_leaks(answers, terms):
+        return Exclusion.IDENTITY_REVEALED
+    return ""
+
+
+def _elo_apply(battle: Battle) -> None:
+    """Move the live Elo numbers of both sides; rows are locked in id order (no deadlocks)."""
+    ids = sorted([battle.contestant_a_id, battle.contestant_b_id])
+    locked = {c.pk: c for c in Contestant.objects.select_for_update().filter(pk__in=ids)}
+    a, b = locked[battle.contestant_a_id], locked[battle.contestant_b_id]
+    new_a, new_b = ratings.elo_update(a.elo, b.elo, ratings.WINNER_OUTCOME[battle.winner])
+    Contestant.objects.filter(pk=a.pk).update(elo=new_a, elo_votes=F("elo_votes") + 1)
+    Contestant.objects.filter(pk=b.pk).update(elo=new_b, elo_votes=F("elo_votes") + 1)
+
+
+def _maybe_refresh_leaderboards() -> None:
+    """Refit in the background after every N counted votes (counted in the cache)."""
+    from arena.tasks import leaderboards_refresh
+
+    cache.add("arena:votes-since-refresh", 0, timeout=None)
+    try:
+        count = cache.incr("arena:votes-since-refresh")
+    except ValueError:
+        return
+    if count % settings.ARENA_REFRESH_EVERY_VOTES == 0:
+        try:
+            leaderboards_refresh.delay()
+        except Exception:  # noqa: BLE001 - a broker outage must not lose the vote
+            cache.set("arena:refresh-missed", timezone.now().isoformat(), timeout=None)

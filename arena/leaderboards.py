@@ -1,0 +1,149 @@
+"""Leaderboards: fitted in the background from counted votes and stored as snapshots.
+
+Pages and the API read the newest snapshot; nothing is fitted during a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from arena import ratings
+from arena.models import Battle, Contestant, LeaderboardSnapshot
+
+logger = logging.getLogger(__name__)
+
+# Snapshots kept per (category, style) after each refresh; older ones are deleted.
+KEEP_SNAPSHOTS = 5
+
+
+def _battles(category: str) -> dict[str, list]:
+    """Counted votes as columns, oldest first (online Elo depends on order)."""
+    rows = (
+        Battle.objects.counted()
+        .order_by("voted_at", "pk")
+        .values_list(
+            "contestant_a__name", "contestant_b__name", "winner", "categories", "style_a", "style_b"
+        )
+    )
+    columns: dict[str, list] = {"a": [], "b": [], "winner": [], "style_a": [], "style_b": []}
+    for a, b, winner, categories, style_a, style_b in rows.iterator(chunk_size=20_000):
+        if category and category not in (categories or []):
+            continue
+        columns["a"].append(a)
+        columns["b"].append(b)
+        columns["winner"].append(winner)
+        columns["style_a"].append(style_a)
+        columns["style_b"].append(style_b)
+    return columns
+
+
+def _style_arrays(columns: dict[str, list]) -> tuple[dict[str, list], np.ndarray, np.ndarray]:
+    """Only battles whose answers carry style features take part in a style-controlled fit."""
+    keep = [
+        k
+        for k, (sa, sb) in enumerate(zip(columns["style_a"], columns["style_b"], strict=True))
+        if sa and sb
+    ]
+    kept = {name: [values[k] for k in keep] for name, values in columns.items()}
+    names = ratings.STYLE_FEATURES
+    fa = np.array([[s.get(f, 0) for f in names] for s in kept["style_a"]], float).reshape(
+        -1, len(names)
+    )
+    fb = np.array([[s.get(f, 0) for f in names] for s in kept["style_b"]], float).reshape(
+        -1, len(names)
+    )
+    return kept, fa, fb
+
+
+def leaderboard_compute(
+    *, category: str = "", style_control: bool = False, rounds: int | None = None
+) -> LeaderboardSnapshot | None:
+    """Fit one leaderboard and store it as a snapshot; None when there are no counted votes."""
+    started = time.monotonic()
+    rounds = settings.ARENA_BOOTSTRAP_ROUNDS if rounds is None else rounds
+    columns = _battles(category)
+    features = {}
+    if style_control:
+        columns, fa, fb = _style_arrays(columns)
+        features = {"features_a": fa, "features_b": fb, "feature_names": ratings.STYLE_FEATURES}
+    if not columns["a"]:
+        return None
+    outcome = ratings.outcome_from_winner(columns["winner"])
+    report = ratings.rate(
+        columns["a"],
+        columns["b"],
+        outcome,
+        ci="bootstrap" if rounds else "sandwich",
+        rounds=max(rounds, 1),
+        **features,
+    )
+    rows = ratings.leaderboard_rows(report, min_votes=settings.ARENA_MIN_VOTES)
+    _decorate(rows)
+    names, a, b = ratings.encode_models(columns["a"], columns["b"], report.models)
+    table = ratings.aggregate(a, b, outcome, names)
+    snapshot = LeaderboardSnapshot(
+        category=category,
+        style_control=style_control,
+        battles=len(columns["a"]),
+        bootstrap_rounds=rounds,
+        rows=rows,
+        style_coefficients=report.style_coefficients or {},
+        plots={
+            "models": list(report.models),
+            "win_fraction": _json_matrix(ratings.win_fraction_matrix(table)),
+            "battle_count": _json_matrix(ratings.battle_count_matrix(table)),
+            "cov": _json_matrix(report.ci.cov),
+        },
+        seconds=time.monotonic() - started,
+    )
+    with transaction.atomic():
+        snapshot.save()
+        stale = LeaderboardSnapshot.objects.filter(
+            category=category, style_control=style_control, include_annotation=False
+        ).values_list("pk", flat=True)[KEEP_SNAPSHOTS:]
+        LeaderboardSnapshot.objects.filter(pk__in=list(stale)).delete()
+    return snapshot
+
+
+def _json_matrix(matrix: np.ndarray) -> list[list[float | None]]:
+    return [[None if not np.isfinite(v) else round(float(v), 6) for v in row] for row in matrix]
+
+
+def _decorate(rows: list[dict]) -> None:
+    """Add what the page shows beside the numbers: display name, organisation, licence."""
+    known = {c.name: c for c in Contestant.objects.filter(name__in=[r["model"] for r in rows])}
+    for row in rows:
+        contestant = known.get(row["model"])
+        row["display_name"] = contestant.display_name if contestant else row["model"]
+        row["organization"] = contestant.organization if contestant else ""
+        row["license"] = contestant.license if contestant else ""
+        row["rank_spread"] = list(row["rank_spread"])
+
+
+def leaderboard_categories(*, min_battles: int = 1) -> list[str]:
+    """Categories that appear on at least `min_battles` counted votes."""
+    counts: dict[str, int] = {}
+    for categories in Battle.objects.counted().values_list("categories", flat=True).iterator():
+        for name in categories or []:
+            counts[name] = counts.get(name, 0) + 1
+    return sorted(name for name, n in counts.items() if n >= min_battles)
+
+
+def leaderboards_refresh(*, rounds: int | None = None) -> int:
+    """Refit every leaderboard: overall and per category, with and without style control."""
+    made = 0
+    for category in ["", *leaderboard_categories()]:
+        for style in (False, True):
+            try:
+                made += (
+                    leaderboard_compute(category=category, style_control=style, rounds=rounds)
+                    is not None
+                )
+            except ValueError as exc:  # e.g. a category with a single model
+                logger.info("Leaderboard %r (style=%s) skipped: %s", category, style, exc)
+    return made

@@ -1,0 +1,96 @@
+"""The battle pages and API: nothing names a model before the vote."""
+
+import pytest
+
+from arena import services
+from arena.models import Battle, Generation
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def two_models(tiny_contestant, tiny_model_dir):
+    services.contestant_create(
+        name="tiny-two",
+        display_name="Tiny Two",
+        backend="local",
+        model_path=str(tiny_model_dir),
+        organization="Other Lab",
+    )
+
+
+def _finish(battle, a="Answer one.", b="Answer two."):
+    turn = battle.turns.order_by("-index").first()
+    Generation.objects.filter(pk=turn.generation_a_id).update(status="succeeded", output=a)
+    Generation.objects.filter(pk=turn.generation_b_id).update(status="succeeded", output=b)
+
+
+def test_visitor_battles_and_votes_and_names_appear_only_after(client, two_models):
+    response = client.post("/arena/", {"prompt": "write a poem"})
+    battle = Battle.objects.get()
+    assert response.status_code == 302 and str(battle.public_id) in response["Location"]
+    pending = client.get(response["Location"]).content.decode()
+    assert "Both models are writing" in pending and 'hx-trigger="every 1s"' in pending
+    _finish(battle)
+    ready = client.get(response["Location"], HTTP_HX_REQUEST="true")
+    html = ready.content.decode()
+    for secret in ("Tiny Llama", "tiny-llama", "Tiny Two", "tiny-two", "Test Lab", "Other Lab"):
+        assert secret not in html
+        assert secret not in str(ready.headers)
+    assert 'value="model_a" data-key="a" disabled' not in html
+    voted = client.post(
+        f"/arena/battles/{battle.public_id}/vote/", {"winner": "model_b"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "Tiny Llama" in voted and "Tiny Two" in voted and "New round" in voted
+    again = client.post(f"/arena/battles/{battle.public_id}/vote/", {"winner": "model_a"})
+    assert again.status_code == 409
+    battle.refresh_from_db()
+    assert battle.winner == "model_b"
+
+
+def test_vote_buttons_are_disabled_while_answers_are_pending(client, two_models):
+    location = client.post("/arena/", {"prompt": "hi"})["Location"]
+    html = client.get(location).content.decode()
+    assert html.count("disabled") >= 4
+
+
+def test_someone_elses_battle_is_not_found(client, annotator_client, two_models):
+    location = annotator_client.post("/arena/", {"prompt": "hi"})["Location"]
+    assert client.get(location).status_code == 404
+
+
+def test_side_by_side_names_both_models_from_the_start(annotator_client, two_models):
+    response = annotator_client.post(
+        "/arena/side-by-side/",
+        {"prompt": "hi", "contestant_a": "tiny-llama", "contestant_b": "tiny-two"},
+    )
+    html = annotator_client.get(response["Location"]).content.decode()
+    assert "Tiny Llama" in html and "Tiny Two" in html
+
+
+def test_side_by_side_refuses_the_same_model_twice(annotator_client, two_models):
+    response = annotator_client.post(
+        "/arena/side-by-side/",
+        {"prompt": "hi", "contestant_a": "tiny-llama", "contestant_b": "tiny-llama"},
+    )
+    assert response.status_code == 400 and "two different models" in response.content.decode()
+
+
+def test_api_battle_hides_names_until_the_vote(api_client, annotator, two_models):
+    api_client.force_authenticate(annotator)
+    created = api_client.post("/api/battles/", {"prompt": "hi"}, format="json")
+    assert created.status_code == 201
+    body = created.json()
+    assert body["model_a"] is None and body["model_b"] is None
+    assert body["turns"][0]["a"]["status"] == "pending" and not body["ready_to_vote"]
+    early = api_client.post(f"/api/battles/{body['id']}/vote/", {"winner": "tie"}, format="json")
+    assert early.status_code == 409 and "Wait until" in early.json()["detail"]
+    _finish(Battle.objects.get())
+    ready = api_client.get(f"/api/battles/{body['id']}/").json()
+    assert ready["ready_to_vote"] and ready["model_a"] is None
+    assert "tiny" not in str(ready).lower()
+    voted = api_client.post(f"/api/battles/{body['id']}/vote/", {"winner": "tie"}, format="json")
+    assert voted.status_code == 200
+    assert {voted.json()["model_a"], voted.json()["model_b"]} == {"tiny-llama", "tiny-two"}
+    bad = api_client.post(f"/api/battles/{body['id']}/vote/", {"winner": "A"}, format="json")
+    assert bad.status_code == 400

@@ -1,0 +1,34 @@
+"""A visitor fights an arena battle, votes with the keyboard, and sees the names revealed."""
+
+import pytest
+from playwright.sync_api import expect
+
+from arena import services
+from arena.models import Battle
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_visitor_fights_a_battle_and_votes(
+    live_server, page, screenshot, tiny_contestant, tiny_model_dir, celery_worker
+):
+    services.contestant_create(
+        name="tiny-two",
+        display_name="Tiny Two",
+        backend="local",
+        model_path=str(tiny_model_dir),
+        temperature=0.0,
+        max_new_tokens=8,
+        organization="Other Lab",
+    )
+    page.goto(f"{live_server.url}/arena/")
+    page.get_by_label("Prompt").fill("write a short poem about the sea")
+    page.get_by_role("button", name="Send").click()
+    vote_a = page.get_by_role("button", name="A is better")
+    expect(vote_a).to_be_enabled(timeout=90_000)
+    expect(page.locator("#battle")).not_to_contain_text("Tiny")
+    screenshot("arena-battle-before-vote")
+    page.keyboard.press("b")
+    expect(page.locator(".reveal")).to_contain_text("Tiny", timeout=10_000)
+    screenshot("arena-battle-after-vote")
+    assert Battle.objects.get().winner == "model_b"
+    expect(page.get_by_role("button", name="A is better")).to_have_count(0)
