@@ -7,6 +7,10 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# One BLAS thread per worker process: small matrix work slows several-fold with two threads
+# on a shared 2-core machine (set before NumPy is imported).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 app = Celery("rlhf")
 app.config_from_object("django.conf:settings", namespace="CELERY")
