@@ -19,6 +19,7 @@ from arena.api.serializers import (
 )
 from arena.battles import Actor, BattleError
 from arena.models import Battle, Generation
+from core.idempotency import idempotent
 from core.permissions import HasRole
 from core.roles import Role
 
@@ -36,6 +37,10 @@ class ContestantViewSet(viewsets.ModelViewSet):
         if self.request.method in SAFE_METHODS:
             return [IsAuthenticated()]
         return [HasRole.of(Role.ADMIN)()]
+
+    @idempotent
+    def create(self, request, *args, **kwargs):
+        return super().create(request, *args, **kwargs)
 
 
 class GenerationViewSet(
@@ -56,6 +61,7 @@ class GenerationViewSet(
         return qs if self.request.user.is_staff else qs.filter(requested_by=self.request.user)
 
     @extend_schema(request=GenerationCreateSerializer, responses={202: GenerationSerializer})
+    @idempotent
     def create(self, request, *args, **kwargs):
         data = GenerationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -94,6 +100,7 @@ class BattleViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         return qs.filter(user=self.request.user)
 
     @extend_schema(request=BattleCreateSerializer, responses={201: BattleSerializer})
+    @idempotent
     def create(self, request):
         data = BattleCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -114,6 +121,7 @@ class BattleViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(request=VoteSerializer, responses={200: BattleSerializer})
     @action(detail=True, methods=["post"])
+    @idempotent
     def vote(self, request, public_id=None):
         data = VoteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
