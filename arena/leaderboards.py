@@ -21,25 +21,34 @@ logger = logging.getLogger(__name__)
 KEEP_SNAPSHOTS = 5
 
 
-def _battles(category: str) -> dict[str, list]:
-    """Counted votes as columns, oldest first (online Elo depends on order)."""
+def battles_load() -> dict[str, list]:
+    """Every counted vote as columns, oldest first (online Elo depends on order)."""
     rows = (
         Battle.objects.counted()
         .order_by("voted_at", "pk")
         .values_list(
-            "contestant_a__name", "contestant_b__name", "winner", "categories", "style_a", "style_b"
+            "contestant_a__name",
+            "contestant_b__name",
+            "winner",
+            "categories",
+            "style_a",
+            "style_b",
         )
     )
-    columns: dict[str, list] = {"a": [], "b": [], "winner": [], "style_a": [], "style_b": []}
-    for a, b, winner, categories, style_a, style_b in rows.iterator(chunk_size=20_000):
-        if category and category not in (categories or []):
-            continue
-        columns["a"].append(a)
-        columns["b"].append(b)
-        columns["winner"].append(winner)
-        columns["style_a"].append(style_a)
-        columns["style_b"].append(style_b)
+    names = ("a", "b", "winner", "categories", "style_a", "style_b")
+    columns: dict[str, list] = {name: [] for name in names}
+    appenders = [columns[name].append for name in names]
+    for row in rows.iterator(chunk_size=20_000):
+        for append, value in zip(appenders, row, strict=True):
+            append(value)
     return columns
+
+
+def _in_category(columns: dict[str, list], category: str) -> dict[str, list]:
+    if not category:
+        return columns
+    keep = [k for k, cats in enumerate(columns["categories"]) if category in (cats or [])]
+    return {name: [values[k] for k in keep] for name, values in columns.items()}
 
 
 def _style_arrays(columns: dict[str, list]) -> tuple[dict[str, list], np.ndarray, np.ndarray]:
@@ -61,12 +70,17 @@ def _style_arrays(columns: dict[str, list]) -> tuple[dict[str, list], np.ndarray
 
 
 def leaderboard_compute(
-    *, category: str = "", style_control: bool = False, rounds: int | None = None
+    *,
+    category: str = "",
+    style_control: bool = False,
+    rounds: int | None = None,
+    columns: dict[str, list] | None = None,
 ) -> LeaderboardSnapshot | None:
-    """Fit one leaderboard and store it as a snapshot; None when there are no counted votes."""
+    """Fit one leaderboard and store it as a snapshot; None when there are no counted votes.
+    `columns` (from `battles_load`) saves reading the votes again for each board."""
     started = time.monotonic()
     rounds = settings.ARENA_BOOTSTRAP_ROUNDS if rounds is None else rounds
-    columns = _battles(category)
+    columns = _in_category(columns if columns is not None else battles_load(), category)
     features = {}
     if style_control:
         columns, fa, fb = _style_arrays(columns)
@@ -128,23 +142,27 @@ def _decorate(rows: list[dict]) -> None:
         row["rank_spread"] = list(row["rank_spread"])
 
 
-def leaderboard_categories(*, min_battles: int = 1) -> list[str]:
+def leaderboard_categories(columns: dict[str, list], *, min_battles: int = 1) -> list[str]:
     """Categories that appear on at least `min_battles` counted votes."""
     counts: dict[str, int] = {}
-    for categories in Battle.objects.counted().values_list("categories", flat=True).iterator():
+    for categories in columns["categories"]:
         for name in categories or []:
             counts[name] = counts.get(name, 0) + 1
     return sorted(name for name, n in counts.items() if n >= min_battles)
 
 
 def leaderboards_refresh(*, rounds: int | None = None) -> int:
-    """Refit every leaderboard: overall and per category, with and without style control."""
+    """Refit every leaderboard: overall and per category, with and without style control.
+    The votes are read once."""
+    columns = battles_load()
     made = 0
-    for category in ["", *leaderboard_categories()]:
+    for category in ["", *leaderboard_categories(columns)]:
         for style in (False, True):
             try:
                 made += (
-                    leaderboard_compute(category=category, style_control=style, rounds=rounds)
+                    leaderboard_compute(
+                        category=category, style_control=style, rounds=rounds, columns=columns
+                    )
                     is not None
                 )
             except ValueError as exc:  # e.g. a category with a single model

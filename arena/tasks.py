@@ -20,3 +20,14 @@ def leaderboards_refresh() -> int:
     from arena.leaderboards import leaderboards_refresh as refresh
 
     return refresh()
+
+
+@shared_task(name="arena.tasks.battles_import_file")
+def battles_import_file(path: str) -> int:
+    """Import a public battle file already on this machine, then refit the leaderboards."""
+    from arena.battle_io import battles_import
+    from arena.leaderboards import leaderboards_refresh as refresh
+
+    count = battles_import(path=path)
+    refresh()
+    return count

@@ -198,6 +198,11 @@ ARENA_BATTLES_PER_MINUTE = _env_int("ARENA_BATTLES_PER_MINUTE", 20)
 ARENA_REFRESH_EVERY_VOTES = _env_int("ARENA_REFRESH_EVERY_VOTES", 50, minimum=1)
 ARENA_BOOTSTRAP_ROUNDS = _env_int("ARENA_BOOTSTRAP_ROUNDS", 1000, minimum=0)
 ARENA_MIN_VOTES = _env_int("ARENA_MIN_VOTES", 0)
+# Real Chatbot Arena votes that `seed_demo` loads into the demo leaderboard when the file exists.
+DEMO_ARENA_VOTES = os.environ.get(
+    "DEMO_ARENA_VOTES",
+    str(BASE_DIR.parent / "shared/data/arena_human_preference_140k_votes.csv.gz"),
+)
 
 
 # --- REST API ---------------------------------------------------------------------------------

@@ -63,8 +63,8 @@ def test_seed_demo_loads_users_contestants_and_prompts_and_can_run_twice():
     from arena.models import Contestant
     from core.roles import user_has_role
 
-    call_command("seed_demo", stdout=io.StringIO())
-    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", "--arena-votes=", stdout=io.StringIO())
+    call_command("seed_demo", "--arena-votes=", stdout=io.StringIO())
     assert Contestant.objects.filter(backend="smollm2").count() >= 3
     prompts = Prompt.objects.filter(project__slug="demo-assistant")
     assert 45 <= prompts.count() <= 60
@@ -81,3 +81,20 @@ def test_seed_demo_loads_users_contestants_and_prompts_and_can_run_twice():
         assert user.check_password("demo-password")
         assert user_has_role(user, role)
     assert not user_has_role(User.objects.get(username="annotator"), "reviewer")
+
+
+@pytest.mark.django_db
+def test_seed_demo_loads_an_arena_vote_file_through_the_worker_task(tmp_path):
+    from arena.models import Battle, LeaderboardSnapshot
+    from config.celery import app
+
+    votes = tmp_path / "votes.csv"
+    votes.write_text("model_a,model_b,winner\n" + "m1,m2,model_a\nm2,m1,tie\n" * 20)
+    app.conf.task_always_eager = True  # run the queued task here instead of on a worker
+    try:
+        call_command("seed_demo", f"--arena-votes={votes}", stdout=io.StringIO())
+        call_command("seed_demo", f"--arena-votes={votes}", stdout=io.StringIO())  # once only
+    finally:
+        app.conf.task_always_eager = False
+    assert Battle.objects.filter(source="import").count() == 40
+    assert LeaderboardSnapshot.objects.filter(category="").exists()

@@ -5,12 +5,16 @@ Safe to run again: existing rows are kept and missing ones added.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from annotation.models import Project, Prompt
-from arena.models import Backend, Contestant
+from arena.models import Backend, Battle, BattleSource, Contestant
+from arena.tasks import battles_import_file
 from core.demo_prompts import DEMO_GUIDELINES, DEMO_PROMPTS
 from core.roles import Role, role_groups_ensure, user_role_grant
 
@@ -70,17 +74,34 @@ DEMO_CONTESTANTS = [
 class Command(BaseCommand):
     help = "Load demo users, a demo project with prompts, and SmolLM2-based contestants."
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--arena-votes",
+            default=settings.DEMO_ARENA_VOTES,
+            help="A public arena battle file to load into the leaderboard in the background "
+            "(skipped when absent or when votes were imported before; '' to skip).",
+        )
+
     def handle(self, *args, **options):
         with transaction.atomic():
             users = self._users()
             contestants = self._contestants()
             project = self._project(users["admin"], contestants)
+        self._arena_votes(options["arena_votes"])
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo ready: {len(users)} users (password {DEMO_PASSWORD!r}), "
                 f"{len(contestants)} contestants, {project.prompts.count()} prompts."
             )
         )
+
+    def _arena_votes(self, path: str) -> None:
+        if not path or not Path(path).is_file():
+            return
+        if Battle.objects.filter(source=BattleSource.IMPORT).exists():
+            return
+        battles_import_file.delay(str(Path(path).resolve()))
+        self.stdout.write(f"Queued the import of real arena votes from {path} for the worker.")
 
     def _users(self) -> dict:
         role_groups_ensure()
