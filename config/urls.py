@@ -10,6 +10,7 @@ from core import api as core_api
 from core import views as core_views
 
 router = DefaultRouter()
+router.include_format_suffixes = False  # one URL per resource
 router.register("contestants", ContestantViewSet, basename="contestant")
 router.register("generations", GenerationViewSet, basename="generation")
 router.register("battles", BattleViewSet, basename="battle")

@@ -87,7 +87,7 @@ def _refusal(exc: BattleError) -> Response:
     return Response({"detail": str(exc)}, status=code)
 
 
-class BattleViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class BattleViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Arena battles: start one, poll it, vote once. Model names stay null until the vote."""
 
     serializer_class = BattleSerializer
@@ -97,7 +97,9 @@ class BattleViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         qs = Battle.objects.select_related("contestant_a", "contestant_b")
         if getattr(self, "swagger_fake_view", False):
             return qs.none()
-        return qs.filter(user=self.request.user)
+        return qs.filter(user=self.request.user).prefetch_related(
+            "turns__generation_a", "turns__generation_b"
+        )
 
     @extend_schema(request=BattleCreateSerializer, responses={201: BattleSerializer})
     @idempotent

@@ -1,0 +1,146 @@
+"""Every URL against every role and an anonymous visitor (GET). A URL missing from MATRIX fails
+the test, so that no new page or endpoint goes unchecked."""
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from annotation.models import Project
+from arena import battles, services
+from arena.models import Generation
+
+ROLES = ("anonymous", "outsider", "annotator", "reviewer", "researcher", "admin")
+OK, LOGIN, API_AUTH, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 302, 401, 403, 404, 405
+
+# name -> expected status per role (a single value: the same for every role).
+EVERYONE = {r: OK for r in ROLES}
+SIGNED_IN = {"anonymous": LOGIN} | {r: OK for r in ROLES[1:]}
+API_SIGNED_IN = {"anonymous": API_AUTH} | {r: OK for r in ROLES[1:]}
+RESEARCHERS = {
+    "anonymous": LOGIN,
+    "outsider": FORBIDDEN,
+    "annotator": FORBIDDEN,
+    "reviewer": FORBIDDEN,
+    "researcher": OK,
+    "admin": OK,
+}
+OWNER_ONLY = {r: NOT_FOUND for r in ROLES} | {"annotator": OK}
+POST_ONLY = {r: NOT_ALLOWED for r in ROLES}
+
+MATRIX = {
+    "home": EVERYONE,
+    "healthz": EVERYONE,
+    "login": EVERYONE,
+    "logout": POST_ONLY,
+    "api-token": SIGNED_IN,
+    "arena:battle-new": EVERYONE,
+    "arena:side-by-side": EVERYONE,
+    "arena:chat": EVERYONE,
+    "arena:battle": OWNER_ONLY,
+    "arena:vote": POST_ONLY,
+    "arena:continue": POST_ONLY,
+    "arena:regenerate": POST_ONLY,
+    "arena:leaderboard": EVERYONE,
+    "arena:battle-files": RESEARCHERS,
+    "arena:battle-export": RESEARCHERS,
+    "arena:models": SIGNED_IN,
+    "arena:generation": {r: NOT_FOUND for r in ROLES}
+    | {"anonymous": LOGIN, "annotator": OK, "admin": OK},
+    "training:home": RESEARCHERS,
+    "annotation:projects": SIGNED_IN,
+    "annotation:project": SIGNED_IN,
+    "admin": {r: LOGIN for r in ROLES} | {"admin": OK},
+    "api-token-auth": {r: NOT_ALLOWED for r in ROLES},
+    "api-me": API_SIGNED_IN,
+    "api-schema": EVERYONE,  # the API description is public; the data behind it is not
+    "api-docs": EVERYONE,
+    "api-leaderboard": {r: NOT_FOUND for r in ROLES},  # public; no snapshot in this test
+    "contestant-list": API_SIGNED_IN,
+    "contestant-detail": API_SIGNED_IN,
+    "generation-list": API_SIGNED_IN,
+    "generation-detail": {r: NOT_FOUND for r in ROLES}
+    | {"anonymous": API_AUTH, "annotator": OK, "admin": OK},
+    "battle-list": API_SIGNED_IN,
+    "battle-detail": {r: NOT_FOUND for r in ROLES} | {"anonymous": API_AUTH, "annotator": OK},
+    "battle-vote": {r: NOT_ALLOWED for r in ROLES} | {"anonymous": API_AUTH},
+    "api-root": API_SIGNED_IN,
+    "openai-chat": {r: NOT_ALLOWED for r in ROLES} | {"anonymous": API_AUTH},
+    "openai-models": API_SIGNED_IN,
+}
+
+
+def _names(patterns, namespace=""):
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            if p.namespace == "admin":
+                yield "admin"
+                continue
+            yield from _names(p.url_patterns, f"{p.namespace}:" if p.namespace else namespace)
+        elif isinstance(p, URLPattern) and p.name:
+            yield namespace + p.name
+
+
+def test_every_url_is_in_the_permission_matrix():
+    missing = sorted(set(_names(get_resolver().url_patterns)) - set(MATRIX))
+    assert not missing, f"add these URLs to MATRIX: {missing}"
+
+
+@pytest.fixture
+def world(db, annotator, tiny_contestant, tiny_model_dir):
+    """Objects owned by the annotator, for the URLs that take an id."""
+    services.contestant_create(
+        name="tiny-two", display_name="Tiny Two", backend="local", model_path=str(tiny_model_dir)
+    )
+    battle = battles.battle_start(actor=battles.Actor(user=annotator, session_key="x"), prompt="hi")
+    generation = Generation.objects.filter(requested_by=annotator).first()
+    project = Project.objects.create(name="P", slug="p")
+    return {
+        "public_id": battle.public_id,
+        "generation_id": generation.pk,
+        "pk": generation.pk,
+        "name": tiny_contestant.name,
+        "slug": project.slug,
+    }
+
+
+def _url(name: str, world: dict) -> str:
+    if name == "admin":
+        return "/admin/"
+    for kwargs in (
+        {},
+        {"public_id": world["public_id"]},
+        {"generation_id": world["pk"]},
+        {"pk": world["pk"]},
+        {"name": world["name"]},
+        {"slug": world["slug"]},
+    ):
+        try:
+            return reverse(name, kwargs=kwargs)
+        except Exception:  # noqa: BLE001 - try the next shape of arguments
+            continue
+    raise AssertionError(f"cannot build a URL for {name}")
+
+
+@pytest.mark.django_db
+def test_each_role_gets_the_expected_status_on_every_url(
+    world, client, annotator, reviewer, researcher, admin_user, outsider
+):
+    from django.test import Client
+
+    users = {
+        "outsider": outsider,
+        "annotator": annotator,
+        "reviewer": reviewer,
+        "researcher": researcher,
+        "admin": admin_user,
+    }
+    problems = []
+    for role in ROLES:
+        browser = Client()
+        if role != "anonymous":
+            browser.force_login(users[role])
+        for name, expected in MATRIX.items():
+            url = _url(name, world)
+            status = browser.get(url).status_code
+            if status != expected[role]:
+                problems.append(f"{role:10} GET {url}: {status}, expected {expected[role]}")
+    assert not problems, "\n".join(problems)
