@@ -1,19 +1,296 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, render
+"""Pages of annotation: the annotator's shift (next task, ranking, demonstration, skip), the
+reviewer's queue, and the admin's import, candidate generation and dashboard."""
 
-from annotation.models import Project
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from annotation import selectors, services
+from annotation.forms import (
+    DemonstrationForm,
+    GenerateForm,
+    ImportForm,
+    PreviewForm,
+    RankingForm,
+    ReviewForm,
+    SkipForm,
+)
+from annotation.imports import ImportRefused, parse_file
+from annotation.models import Assignment, Demonstration, Project, Ranking, TaskKind
+from annotation.services import TaskError
+from core.permissions import role_required
+from core.roles import user_has_role
+
+ANNOTATE = ("annotator",)
+REVIEW = ("reviewer",)
+OVERSEE = ("admin", "researcher", "reviewer")
 
 
 @login_required
 def project_list(request):
-    projects = Project.objects.prefetch_related("contestants")
-    return render(request, "annotation/project_list.html", {"projects": projects})
+    return render(request, "annotation/project_list.html", {"projects": selectors.project_list()})
 
 
 @login_required
 def project_detail(request, slug: str):
     project = get_object_or_404(Project.objects.prefetch_related("contestants"), slug=slug)
-    prompts = project.prompts.all()
-    return render(
-        request, "annotation/project_detail.html", {"project": project, "prompts": prompts}
+    context = {
+        "project": project,
+        "prompts": project.prompts.all()[:200],
+        "prompt_count": project.prompts.count(),
+        "counts": selectors.project_counts(project=project),
+        "has_pending": selectors.user_has_pending(project=project, user=request.user),
+        "import_form": ImportForm(),
+        "generate_form": GenerateForm(),
+    }
+    return render(request, "annotation/project_detail.html", context)
+
+
+@role_required(*ANNOTATE)
+@require_http_methods(["GET", "POST"])
+def task_next(request, slug: str):
+    """Claim (or resume) the annotator's next task and open it."""
+    project = get_object_or_404(Project, slug=slug)
+    assignment = services.task_next(project=project, user=request.user)
+    if assignment is None:
+        messages.info(request, "Nothing left in the queue for you in this project. Thank you!")
+        return redirect("annotation:project", slug=slug)
+    return redirect("annotation:task", assignment_id=assignment.id)
+
+
+def _own_assignment(request, assignment_id: int) -> Assignment:
+    return get_object_or_404(
+        Assignment.objects.select_related("item__project", "item__prompt"),
+        pk=assignment_id,
+        user=request.user,
     )
+
+
+@role_required(*ANNOTATE)
+@require_http_methods(["GET", "POST"])
+def task_page(request, assignment_id: int):
+    assignment = _own_assignment(request, assignment_id)
+    if assignment.item.kind == TaskKind.RANKING:
+        return _ranking_page(request, assignment)
+    return _demonstration_page(request, assignment)
+
+
+def _task_context(assignment: Assignment, **extra) -> dict:
+    project = assignment.item.project
+    return {
+        "assignment": assignment,
+        "project": project,
+        "prompt": assignment.item.prompt,
+        "skip_form": SkipForm(),
+        **extra,
+    }
+
+
+def _ranking_page(request, assignment: Assignment):
+    project = assignment.item.project
+    form = RankingForm(
+        request.POST or None, letters=assignment.letters, schema=project.label_schema
+    )
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.ranking_submit(
+                assignment=assignment,
+                user=request.user,
+                order=form.cleaned_data["order"],
+                labels=form.labels(),
+                rationale=form.cleaned_data["rationale"],
+                all_bad=form.cleaned_data["all_bad"],
+            )
+        except TaskError as exc:
+            form.add_error(None, exc.message)
+            status = exc.status
+        else:
+            messages.success(request, "Ranking saved.")
+            return redirect("annotation:next", slug=project.slug)
+    elif request.method == "POST":
+        status = 400
+    answers = selectors.task_answers(assignment=assignment)
+    rows = [{"answer": a, "labels": form.label_fields(a.letter)} for a in answers]
+    context = _task_context(assignment, form=form, rows=rows, pairwise=len(answers) == 2)
+    return render(request, "annotation/ranking.html", context, status=status)
+
+
+def _demonstration_page(request, assignment: Assignment):
+    start = None
+    starts = selectors.demonstration_starting_points(assignment=assignment)
+    if request.method == "POST":
+        form = DemonstrationForm(request.POST)
+    else:
+        start = next((c for c in starts if str(c.id) == request.GET.get("start")), None)
+        initial = {"text": start.text, "edited_from": start.id} if start else {}
+        form = DemonstrationForm(initial=initial)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.demonstration_submit(
+                assignment=assignment,
+                user=request.user,
+                text=form.cleaned_data["text"],
+                edited_from=form.cleaned_data["edited_from"],
+            )
+        except TaskError as exc:
+            form.add_error(None, exc.message)
+            status = exc.status
+        else:
+            messages.success(request, "Demonstration saved.")
+            return redirect("annotation:next", slug=assignment.item.project.slug)
+    elif request.method == "POST":
+        status = 400
+    context = _task_context(assignment, form=form, starts=starts, start=start)
+    return render(request, "annotation/demonstration.html", context, status=status)
+
+
+@role_required(*ANNOTATE)
+@require_POST
+def task_skip(request, assignment_id: int):
+    assignment = _own_assignment(request, assignment_id)
+    form = SkipForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why you skip this task.")
+        return redirect("annotation:task", assignment_id=assignment.id)
+    try:
+        services.task_skip(assignment=assignment, user=request.user,
+                           reason=form.cleaned_data["reason"])
+    except TaskError as exc:
+        messages.error(request, exc.message)
+    return redirect("annotation:next", slug=assignment.item.project.slug)
+
+
+@login_required
+@require_POST
+def markdown_preview(request):
+    form = PreviewForm(request.POST)
+    text = form.cleaned_data["text"] if form.is_valid() else ""
+    return render(request, "annotation/demonstration.html#preview", {"text": text})
+
+
+# --------------------------------------------------------------------------- review
+
+
+@role_required(*REVIEW)
+def review_page(request, slug: str):
+    project = get_object_or_404(Project, slug=slug)
+    queue = selectors.review_queue(project=project, reviewer=request.user)
+    rankings = [
+        {"work": r, "groups": selectors.ranking_display(r),
+         "order": selectors.ranking_order_text(r)}
+        for r in queue["rankings"]
+    ]
+    context = {"project": project, "rankings": rankings,
+               "demonstrations": queue["demonstrations"]}
+    return render(request, "annotation/review.html", context)
+
+
+@role_required(*REVIEW)
+@require_POST
+def review_decide(request, kind: str, work_id: int):
+    model = {"ranking": Ranking, "demonstration": Demonstration}.get(kind)
+    if model is None:
+        return HttpResponse("Unknown kind of work.", status=404)
+    work = get_object_or_404(model, pk=work_id)
+    form = ReviewForm(request.POST)
+    error, status = "", 200
+    if form.is_valid():
+        try:
+            services.review_decide(
+                work=work, reviewer=request.user,
+                accept=form.cleaned_data["decision"] == "accept",
+                comment=form.cleaned_data["comment"],
+            )
+        except TaskError as exc:
+            error, status = exc.message, exc.status
+    else:
+        error, status = "Choose accept or reject.", 400
+    if request.htmx:
+        context = {"work": work, "kind": kind, "error": error}
+        return render(request, "annotation/review.html#decided", context, status=status)
+    if error:
+        messages.error(request, error)
+    return redirect("annotation:review", slug=work.project.slug)
+
+
+# --------------------------------------------------------------------------- admin
+
+
+@role_required("admin")
+@require_POST
+def prompts_import(request, slug: str):
+    project = get_object_or_404(Project, slug=slug)
+    form = ImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose a file to import.")
+        return redirect("annotation:project", slug=slug)
+    upload = form.cleaned_data["file"]
+    try:
+        rows = parse_file(
+            upload.read(), filename=upload.name, declared_format=form.cleaned_data["format"],
+            instruction=form.cleaned_data["instruction"], answer=form.cleaned_data["answer"],
+            category=form.cleaned_data["category"],
+        )
+    except ImportRefused as exc:
+        messages.error(request, f"{upload.name} was refused, nothing was stored: {exc}")
+        return redirect("annotation:project", slug=slug)
+    result = services.prompts_import(
+        project=project, rows=rows, source=upload.name, user=request.user
+    )
+    note = f" Skipped {len(result.duplicates)} duplicates." if result.duplicates else ""
+    messages.success(
+        request, f"Imported {result.created} prompts and {result.demonstrations} "
+        f"demonstrations from {upload.name}.{note}"
+    )
+    return redirect("annotation:project", slug=slug)
+
+
+@role_required("admin")
+@require_POST
+def candidates_generate(request, slug: str):
+    project = get_object_or_404(Project, slug=slug)
+    form = GenerateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give how many prompts to answer (1-1000).")
+        return redirect("annotation:project", slug=slug)
+    prompts = project.prompts.filter(completions__isnull=True)[: form.cleaned_data["limit"]]
+    try:
+        items = services.candidates_generate(project=project, prompts=prompts, user=request.user)
+    except TaskError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Asked the models for answers to {len(items)} prompts.")
+    return redirect("annotation:project", slug=slug)
+
+
+@role_required(*OVERSEE)
+def dashboard(request, slug: str):
+    project = get_object_or_404(Project, slug=slug)
+    leaderboard = selectors.project_leaderboard(project=project)
+    context = {
+        "project": project,
+        "progress": selectors.project_progress(project=project),
+        "agreement": selectors.project_agreement(project=project),
+        "annotators": selectors.annotator_stats(project=project),
+        "bias": selectors.project_position_bias(project=project),
+        "fast": selectors.fast_judgments(project=project, limit=20),
+        "leaderboard": leaderboard,
+        "arena_rows": selectors.arena_board(models=[row["model"] for row in leaderboard]),
+        "arena_url": _arena_leaderboard_url(),
+        "is_admin": user_has_role(request.user, "admin"),
+    }
+    return render(request, "annotation/dashboard.html", context)
+
+
+def _arena_leaderboard_url() -> str:
+    try:
+        return reverse("arena:leaderboard")
+    except NoReverseMatch:
+        return ""

@@ -46,9 +46,17 @@ HARD_CRITERIA = (
 )
 HARD_MIN = 6  # FastChat's "hard_6"
 _FLAG_VALUES = {
-    "1": True, "true": True, "yes": True, "1.0": True,
-    "0": False, "false": False, "no": False, "0.0": False, "": False,
-    True: True, False: False,
+    "1": True,
+    "true": True,
+    "yes": True,
+    "1.0": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "0.0": False,
+    "": False,
+    True: True,
+    False: False,
 }
 
 _BOTH_BAD = {"both_bad": True, "tie (bothbad)": True}
@@ -80,7 +88,9 @@ class Battles:
         pick = None if self.features_a is None else (self.features_a[keep], self.features_b[keep])
         return replace(
             self,
-            model_a=self.model_a[keep], model_b=self.model_b[keep], outcome=self.outcome[keep],
+            model_a=self.model_a[keep],
+            model_b=self.model_b[keep],
+            outcome=self.outcome[keep],
             both_bad=self.both_bad[keep],
             flags={k: v[keep] for k, v in self.flags.items()},
             category=None if self.category is None else self.category[keep],
@@ -168,8 +178,10 @@ def _lookup(values: list[Any], table: dict[Any, Any]) -> list[Any]:
 def _flag_array(values: list[Any], column: str, line_of: Any) -> Array:
     out = _lookup(values, _FLAG_VALUES)
     if None in out:  # "True", " 1 " and the like: normalise, then look again
-        out = [_FLAG_VALUES.get(str(v).strip().lower()) if o is None else o
-               for v, o in zip(values, out, strict=True)]
+        out = [
+            _FLAG_VALUES.get(str(v).strip().lower()) if o is None else o
+            for v, o in zip(values, out, strict=True)
+        ]
         if None in out:
             bad = out.index(None)
             raise ValueError(
@@ -239,7 +251,8 @@ def _answer_text(line: int, row: dict[str, Any], side: str) -> str | None:
     if isinstance(conversation, list):
         try:
             return "\n".join(
-                str(turn.get("content") or "") for turn in conversation
+                str(turn.get("content") or "")
+                for turn in conversation
                 if turn.get("role") == "assistant"
             )
         except AttributeError:
@@ -264,15 +277,14 @@ def _open_text(path: Path) -> TextIO:
     return open(path, encoding="utf-8", newline="")
 
 
-_STYLE_COLUMNS = (
-    "conv_metadata", "conversation_a", "conversation_b", "response_a", "response_b"
-)
+_STYLE_COLUMNS = ("conv_metadata", "conversation_a", "conversation_b", "response_a", "response_b")
 _CHUNK = 65_536  # rows per block: bounded memory, and per-column list comprehensions run fast
 
 
 def _csv_line_of(path: Path, simple: bool) -> Any:
     """Row index -> line number. Without multi-line fields that is k + 2; otherwise the file
     is scanned again, which only happens while raising an error."""
+
     def line_of(k: int) -> int:
         if simple:
             return k + 2
@@ -285,6 +297,7 @@ def _csv_line_of(path: Path, simple: bool) -> Any:
                     return start
                 start = reader.line_num + 1
         return start
+
     return line_of
 
 
@@ -332,9 +345,11 @@ def _read_csv(path: Path) -> Battles:
 
 
 def _has_style_source(columns: dict[str, int]) -> bool:
-    return "conv_metadata" in columns or all(
-        f"{kind}_{side}" in columns for kind in ("conversation",) for side in "ab"
-    ) or all(f"response_{side}" in columns for side in "ab")
+    return (
+        "conv_metadata" in columns
+        or all(f"{kind}_{side}" in columns for kind in ("conversation",) for side in "ab")
+        or all(f"response_{side}" in columns for side in "ab")
+    )
 
 
 def _locate(

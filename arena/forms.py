@@ -59,4 +59,5 @@ class BattleFileForm(forms.Form):
 class LeaderboardFilterForm(forms.Form):
     category = forms.CharField(required=False)
     style_control = forms.BooleanField(required=False, label="Style control")
+    include_annotation = forms.BooleanField(required=False, label="Include annotation rankings")
     q = forms.CharField(required=False, label="Search")

@@ -69,18 +69,39 @@ def _style_arrays(columns: dict[str, list]) -> tuple[dict[str, list], np.ndarray
     return kept, fa, fb
 
 
+def annotation_columns() -> dict[str, list]:
+    """Rankings from annotation projects as extra votes: each ranking of model-written answers
+    expands into pairwise outcomes between the contestants that wrote them (ties as ties)."""
+    from annotation.selectors import model_outcomes
+
+    outcomes = model_outcomes()
+    labels = {1.0: "model_a", 0.0: "model_b", 0.5: "tie"}
+    return {
+        "a": [a for a, _, _ in outcomes],
+        "b": [b for _, b, _ in outcomes],
+        "winner": [labels[o] for _, _, o in outcomes],
+        "categories": [["annotation"]] * len(outcomes),
+        "style_a": [{}] * len(outcomes),
+        "style_b": [{}] * len(outcomes),
+    }
+
+
 def leaderboard_compute(
     *,
     category: str = "",
     style_control: bool = False,
     rounds: int | None = None,
     columns: dict[str, list] | None = None,
+    include_annotation: bool = False,
 ) -> LeaderboardSnapshot | None:
     """Fit one leaderboard and store it as a snapshot; None when there are no counted votes.
     `columns` (from `battles_load`) saves reading the votes again for each board."""
     started = time.monotonic()
     rounds = settings.ARENA_BOOTSTRAP_ROUNDS if rounds is None else rounds
     columns = _in_category(columns if columns is not None else battles_load(), category)
+    if include_annotation:
+        extra = annotation_columns()
+        columns = {name: columns[name] + extra[name] for name in columns}
     features = {}
     if style_control:
         columns, fa, fb = _style_arrays(columns)
@@ -106,6 +127,7 @@ def leaderboard_compute(
     snapshot = LeaderboardSnapshot(
         category=category,
         style_control=style_control,
+        include_annotation=include_annotation,
         battles=len(columns["a"]),
         bootstrap_rounds=rounds if use_bootstrap else 0,
         rows=rows,
@@ -121,7 +143,7 @@ def leaderboard_compute(
     with transaction.atomic():
         snapshot.save()
         stale = LeaderboardSnapshot.objects.filter(
-            category=category, style_control=style_control, include_annotation=False
+            category=category, style_control=style_control, include_annotation=include_annotation
         ).values_list("pk", flat=True)[KEEP_SNAPSHOTS:]
         LeaderboardSnapshot.objects.filter(pk__in=list(stale)).delete()
     return snapshot
@@ -167,4 +189,8 @@ def leaderboards_refresh(*, rounds: int | None = None) -> int:
                 )
             except ValueError as exc:  # e.g. a category with a single model
                 logger.info("Leaderboard %r (style=%s) skipped: %s", category, style, exc)
+    if annotation_columns()["a"]:
+        made += (
+            leaderboard_compute(columns=columns, rounds=rounds, include_annotation=True) is not None
+        )
     return made

@@ -336,7 +336,10 @@ def _lbfgs(
         return loss, grad / scale
 
     res = optimize.minimize(
-        objective, np.zeros(m), jac=True, method="L-BFGS-B",
+        objective,
+        np.zeros(m),
+        jac=True,
+        method="L-BFGS-B",
         options={"maxiter": 500, "gtol": 1e-9, "ftol": 1e-15},
     )
     return res.x / scale, int(res.nit)
@@ -434,8 +437,16 @@ def bradley_terry(
     hess = np.zeros((m_all, m_all))
     hess[np.ix_(rated, rated)] = _bt_hessian(beta, i, j, n, lam)
     return BTFit(
-        names, full_ratings, full_beta, table.votes, hess, grad_norm, iterations, lam,
-        identifiable, anchor,
+        names,
+        full_ratings,
+        full_beta,
+        table.votes,
+        hess,
+        grad_norm,
+        iterations,
+        lam,
+        identifiable,
+        anchor,
     )
 
 
@@ -525,8 +536,9 @@ def _batched_laplacian(h: Array, i: Array, j: Array, abs_inc: Array, m: int) -> 
     return out.reshape(-1, m, m)
 
 
-def _batched_state(beta: Array, cells: tuple[Array, Array, Array, Array], inc: Array,
-                   lam: float) -> tuple[Array, Array, Array]:
+def _batched_state(
+    beta: Array, cells: tuple[Array, Array, Array, Array], inc: Array, lam: float
+) -> tuple[Array, Array, Array]:
     """Summed NLL (R,), its gradient (R, M) and win probabilities (R, C) for R problems."""
     i, j, s, n = cells
     d = beta[:, i] - beta[:, j]  # (R, C)
@@ -535,8 +547,9 @@ def _batched_state(beta: Array, cells: tuple[Array, Array, Array, Array], inc: A
     return loss, (n * p - s) @ inc + lam * beta, p
 
 
-def _batched_direction(p: Array, grad: Array, cells: tuple[Array, Array, Array, Array],
-                       inc: Array, lam: float) -> Array:
+def _batched_direction(
+    p: Array, grad: Array, cells: tuple[Array, Array, Array, Array], inc: Array, lam: float
+) -> Array:
     """Newton directions (R, M) from the batched Hessians (R, M, M)."""
     i, j, _, n = cells
     m = grad.shape[1]
@@ -557,8 +570,15 @@ _MAX_STEP = 4.0  # natural log-odds units (~700 rating points) per Newton step
 
 
 def batched_fit(
-    beta0: Array, i: Array, j: Array, s: Array, n: Array, *, lam: float = 0.0,
-    tol: float = 1e-9, max_iter: int = 50,
+    beta0: Array,
+    i: Array,
+    j: Array,
+    s: Array,
+    n: Array,
+    *,
+    lam: float = 0.0,
+    tol: float = 1e-9,
+    max_iter: int = 50,
 ) -> Array:
     """Newton's method on R Bradley-Terry problems that share cells but not counts.
 
@@ -778,9 +798,10 @@ def _style_objective(
     loss = w @ (np.logaddexp(0.0, d) - data.y * d) + 0.5 * lam * theta @ theta
     p = special.expit(d)
     r = w * (p - data.y)
-    grad = np.concatenate([
-        np.bincount(data.a, r, m) - np.bincount(data.b, r, m), data.x.T @ r
-    ]) + lam * theta
+    grad = (
+        np.concatenate([np.bincount(data.a, r, m) - np.bincount(data.b, r, m), data.x.T @ r])
+        + lam * theta
+    )
     return float(loss / total), grad / total, p
 
 
@@ -816,8 +837,13 @@ def _centre_shift(hess: Array, m: int, centred: bool) -> Array:
 
 
 def _style_inputs(
-    model_a: Sequence[Any] | Array, model_b: Sequence[Any] | Array, outcome: Sequence[Any] | Array,
-    features_a: Array, features_b: Array, models: Sequence[str] | None, normalise: bool,
+    model_a: Sequence[Any] | Array,
+    model_b: Sequence[Any] | Array,
+    outcome: Sequence[Any] | Array,
+    features_a: Array,
+    features_b: Array,
+    models: Sequence[str] | None,
+    normalise: bool,
 ) -> tuple[CountTable, _StyleData, Array, Array, Array]:
     """Count table, per-battle data over rated models, and (mean, std, varying) of features.
     Self-battles are dropped, as in :func:`aggregate`."""
@@ -889,8 +915,21 @@ def style_control(
     hess = _style_gram(p * (1 - p), data) + plain.l2 * np.eye(theta.size)
     names = [f"f{k}" for k in range(mean.size)] if feature_names is None else list(feature_names)
     return StyleFit(
-        table.models, ratings, full_beta, table.votes, names, coefficients, mean, std, hess,
-        grad_norm, iterations, plain.l2, plain.identifiable, anchor, data,
+        table.models,
+        ratings,
+        full_beta,
+        table.votes,
+        names,
+        coefficients,
+        mean,
+        std,
+        hess,
+        grad_norm,
+        iterations,
+        plain.l2,
+        plain.identifiable,
+        anchor,
+        data,
     )
 
 
@@ -1084,25 +1123,44 @@ def rate(
     coefficients = None
     if features_a is not None and features_b is not None:
         fit: BTFit | StyleFit = style_control(
-            a, b, y, features_a, features_b, feature_names=feature_names, models=names,
-            anchor=anchor, l2=l2,
+            a,
+            b,
+            y,
+            features_a,
+            features_b,
+            feature_names=feature_names,
+            models=names,
+            anchor=anchor,
+            l2=l2,
         )
         interval = (
-            style_sandwich_ci(fit, level=level) if ci == "sandwich"
+            style_sandwich_ci(fit, level=level)
+            if ci == "sandwich"
             else style_bootstrap_ci(fit, rounds=rounds, seed=seed, level=level)
         )
         coefficients = dict(zip(fit.feature_names, fit.coefficient_points.tolist(), strict=True))
     else:
         fit = bradley_terry(table, anchor=anchor, l2=l2)
         interval = (
-            sandwich_ci(fit, table, level=level) if ci == "sandwich"
+            sandwich_ci(fit, table, level=level)
+            if ci == "sandwich"
             else bootstrap_ci(fit, table, rounds=rounds, seed=seed, level=level)
         )
     wins, ties, losses = table.record()
     elo = elo_online(a, b, y, models=names).ratings if with_elo else None
     return RatingReport(
-        names, fit.ratings, interval.lower, interval.upper, table.votes, wins, ties, losses,
-        elo, interval, fit, coefficients,
+        names,
+        fit.ratings,
+        interval.lower,
+        interval.upper,
+        table.votes,
+        wins,
+        ties,
+        losses,
+        elo,
+        interval,
+        fit,
+        coefficients,
     )
 
 
@@ -1153,7 +1211,17 @@ def leaderboard(
     rank_ub, rank_spread, wins, ties, losses, elo), best first. For a category, filter the battles
     before calling."""
     report = rate(
-        model_a, model_b, outcome, models=models, ci=ci, rounds=rounds, seed=seed, anchor=anchor,
-        l2=l2, features_a=features_a, features_b=features_b, feature_names=feature_names,
+        model_a,
+        model_b,
+        outcome,
+        models=models,
+        ci=ci,
+        rounds=rounds,
+        seed=seed,
+        anchor=anchor,
+        l2=l2,
+        features_a=features_a,
+        features_b=features_b,
+        feature_names=feature_names,
     )
     return leaderboard_rows(report, min_votes=min_votes)

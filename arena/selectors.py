@@ -66,9 +66,15 @@ def battle_view(*, battle) -> dict:
     }
 
 
-def leaderboard_view(*, category: str, style_control: bool, query: str) -> dict:
+def leaderboard_view(
+    *, category: str, style_control: bool, query: str, include_annotation: bool = False
+) -> dict:
     """The newest snapshot for the filters, rows matching the search, and plot geometry."""
-    snapshot = leaderboard_latest(category=category, style_control=style_control)
+    snapshot = leaderboard_latest(
+        category=category if not include_annotation else "",
+        style_control=style_control and not include_annotation,
+        include_annotation=include_annotation,
+    )
     rows = list(snapshot.rows) if snapshot else []
     if query:
         q = query.lower()
@@ -79,6 +85,7 @@ def leaderboard_view(*, category: str, style_control: bool, query: str) -> dict:
         "categories": leaderboard_category_choices(),
         "category": category,
         "style_control": style_control,
+        "include_annotation": include_annotation,
         "ci_chart": _ci_chart(rows),
         "heatmaps": _heatmaps(snapshot, rows) if snapshot else None,
     }

@@ -176,6 +176,7 @@ def leaderboard_page(request):
         category=filters.get("category") or "",
         style_control=bool(filters.get("style_control")),
         query=filters.get("q") or "",
+        include_annotation=bool(filters.get("include_annotation")),
     ) | {"form": form}
     if request.htmx:
         return render(request, "arena/leaderboard.html#board", context)

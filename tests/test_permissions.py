@@ -4,7 +4,7 @@ the test, so that no new page or endpoint goes unchecked."""
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from annotation.models import Project
+from annotation import services as annotation_services
 from arena import battles, services
 from arena.models import Generation
 
@@ -25,6 +25,34 @@ RESEARCHERS = {
 }
 OWNER_ONLY = {r: NOT_FOUND for r in ROLES} | {"annotator": OK}
 POST_ONLY = {r: NOT_ALLOWED for r in ROLES}
+ANNOTATORS = {
+    "anonymous": LOGIN,
+    "outsider": FORBIDDEN,
+    "annotator": OK,
+    "reviewer": OK,
+    "researcher": FORBIDDEN,
+    "admin": OK,
+}
+REVIEWERS = ANNOTATORS | {"annotator": FORBIDDEN}
+OVERSEERS = RESEARCHERS | {"reviewer": OK}
+ADMINS = {r: FORBIDDEN for r in ROLES} | {"anonymous": LOGIN, "admin": OK}
+ADMINS_POST = ADMINS | {"admin": NOT_ALLOWED}
+API_RESEARCHERS = {
+    "anonymous": API_AUTH,
+    "outsider": FORBIDDEN,
+    "annotator": FORBIDDEN,
+    "reviewer": FORBIDDEN,
+    "researcher": OK,
+    "admin": OK,
+}
+API_ANNOTATORS_POST = {
+    "anonymous": API_AUTH,
+    "outsider": FORBIDDEN,
+    "annotator": NOT_ALLOWED,
+    "reviewer": NOT_ALLOWED,
+    "researcher": FORBIDDEN,
+    "admin": NOT_ALLOWED,
+}
 
 MATRIX = {
     "home": EVERYONE,
@@ -48,6 +76,31 @@ MATRIX = {
     "training:home": RESEARCHERS,
     "annotation:projects": SIGNED_IN,
     "annotation:project": SIGNED_IN,
+    "annotation:next": ANNOTATORS | {"annotator": LOGIN, "reviewer": LOGIN, "admin": LOGIN},
+    # (annotators are redirected to their task, visitors to the login page: both 302)
+    "annotation:task": OWNER_ONLY
+    | {"anonymous": LOGIN, "outsider": FORBIDDEN, "researcher": FORBIDDEN},
+    "annotation:skip": POST_ONLY
+    | {"anonymous": LOGIN, "outsider": FORBIDDEN, "researcher": FORBIDDEN},
+    "annotation:review": REVIEWERS,
+    "annotation:decide": POST_ONLY
+    | {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "researcher": FORBIDDEN},
+    "annotation:dashboard": OVERSEERS,
+    "annotation:import": ADMINS_POST,
+    "annotation:generate": ADMINS_POST,
+    "annotation:preview": POST_ONLY | {"anonymous": LOGIN},
+    "annotation-api-projects": API_RESEARCHERS,
+    "annotation-api-project": API_RESEARCHERS,
+    "annotation-api-prompts": API_RESEARCHERS,
+    "annotation-api-judgments": API_RESEARCHERS,
+    "annotation-api-demonstrations": API_RESEARCHERS,
+    "annotation-api-progress": API_RESEARCHERS,
+    "annotation-api-agreement": API_RESEARCHERS,
+    "annotation-api-leaderboard": API_RESEARCHERS,
+    "annotation-api-task-next": API_ANNOTATORS_POST,
+    "annotation-api-task-ranking": API_ANNOTATORS_POST,
+    "annotation-api-task-demonstration": API_ANNOTATORS_POST,
+    "annotation-api-task-skip": API_ANNOTATORS_POST,
     "admin": {r: LOGIN for r in ROLES} | {"admin": OK},
     "api-token-auth": {r: NOT_ALLOWED for r in ROLES},
     "api-me": API_SIGNED_IN,
@@ -92,13 +145,22 @@ def world(db, annotator, tiny_contestant, tiny_model_dir):
     )
     battle = battles.battle_start(actor=battles.Actor(user=annotator, session_key="x"), prompt="hi")
     generation = Generation.objects.filter(requested_by=annotator).first()
-    project = Project.objects.create(name="P", slug="p")
+    project = annotation_services.project_create(name="P", slug="p")
+    prompt = annotation_services.prompt_create(
+        project=project, messages=[{"role": "user", "content": "q"}]
+    )
+    answers = [annotation_services.completion_add_human(prompt=prompt, text=t) for t in "xy"]
+    annotation_services.ranking_item_create(prompt=prompt, completions=answers)
+    assignment = annotation_services.task_next(project=project, user=annotator)
     return {
         "public_id": battle.public_id,
         "generation_id": generation.pk,
         "pk": generation.pk,
         "name": tiny_contestant.name,
         "slug": project.slug,
+        "assignment_id": assignment.pk,
+        "kind": "ranking",
+        "work_id": 1,
     }
 
 
@@ -112,6 +174,8 @@ def _url(name: str, world: dict) -> str:
         {"pk": world["pk"]},
         {"name": world["name"]},
         {"slug": world["slug"]},
+        {"assignment_id": world["assignment_id"]},
+        {"kind": world["kind"], "work_id": world["work_id"]},
     ):
         try:
             return reverse(name, kwargs=kwargs)

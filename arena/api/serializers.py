@@ -194,6 +194,7 @@ class LeaderboardRowSerializer(serializers.Serializer):
 class LeaderboardSerializer(serializers.Serializer):
     category = serializers.CharField()
     style_control = serializers.BooleanField()
+    include_annotation = serializers.BooleanField()
     computed_at = serializers.DateTimeField()
     battles = serializers.IntegerField()
     bootstrap_rounds = serializers.IntegerField()

@@ -3,6 +3,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.generics import get_object_or_404
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -127,15 +128,25 @@ class BattleViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
     def vote(self, request, public_id=None):
         data = VoteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # Only the id of one of the user's battles (404 otherwise): the vote locks and reads the
+        # battle and its turns itself, so the sides and turns that get_object() would load here
+        # are not needed.
+        battle = get_object_or_404(
+            self.get_queryset().select_related(None).prefetch_related(None).only("pk"),
+            public_id=public_id,
+        )
+        self.check_object_permissions(request, battle)
         try:
             battle = battles.battle_vote(
-                battle=self.get_object(),
-                actor=_api_actor(request),
-                winner=data.validated_data["winner"],
+                battle=battle, actor=_api_actor(request), winner=data.validated_data["winner"]
             )
         except BattleError as exc:
             return _refusal(exc)
         return Response(BattleSerializer(battle).data)
+
+
+def _flag(request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
 
 
 class LeaderboardView(APIView):
@@ -147,14 +158,15 @@ class LeaderboardView(APIView):
         parameters=[
             OpenApiParameter("category", str, required=False),
             OpenApiParameter("style_control", bool, required=False),
+            OpenApiParameter("include_annotation", bool, required=False),
         ],
         responses={200: LeaderboardSerializer},
     )
     def get(self, request):
         snapshot = selectors.leaderboard_latest(
             category=request.query_params.get("category", ""),
-            style_control=request.query_params.get("style_control", "").lower()
-            in ("1", "true", "yes"),
+            style_control=_flag(request, "style_control"),
+            include_annotation=_flag(request, "include_annotation"),
         )
         if snapshot is None:
             return Response({"detail": "No leaderboard for these filters yet."}, status=404)

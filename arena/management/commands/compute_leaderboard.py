@@ -39,7 +39,10 @@ class Command(BaseCommand):
         parser.add_argument("--input", required=True, help="battle file: .csv/.jsonl/.json[.gz]")
         parser.add_argument("--output", required=True, help="where to write the JSON list")
         parser.add_argument(
-            "--bootstrap", type=int, default=None, metavar="N",
+            "--bootstrap",
+            type=int,
+            default=None,
+            metavar="N",
             help="bootstrap rounds for the intervals (default 1000; 0 = sandwich intervals; "
             "with --style-control the default is sandwich, as each round refits all battles)",
         )
@@ -66,8 +69,13 @@ class Command(BaseCommand):
             raise CommandError("--bootstrap must be 0 or more")
         try:
             report = ratings.rate(
-                battles.model_a, battles.model_b, battles.outcome, models=battles.models,
-                ci="bootstrap" if rounds else "sandwich", rounds=rounds, seed=options["seed"],
+                battles.model_a,
+                battles.model_b,
+                battles.outcome,
+                models=battles.models,
+                ci="bootstrap" if rounds else "sandwich",
+                rounds=rounds,
+                seed=options["seed"],
                 anchor=_anchor(options["anchor"]) if options["anchor"] else None,
                 features_a=battles.features_a if style else None,
                 features_b=battles.features_b if style else None,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -87,6 +88,7 @@ class Command(BaseCommand):
             users = self._users()
             contestants = self._contestants()
             project = self._project(users["admin"], contestants)
+        call_command("seed_annotation_demo", stdout=self.stdout)
         self._arena_votes(options["arena_votes"])
         self.stdout.write(
             self.style.SUCCESS(

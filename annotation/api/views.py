@@ -1,0 +1,208 @@
+"""The researcher's API (projects, prompt import, judgments, progress, agreement, leaderboard)
+and the annotator's API (next task, submit, skip), mounted under /api/annotation/."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation import selectors, services
+from annotation.api.serializers import (
+    DemonstrationSerializer,
+    DemonstrationSubmitSerializer,
+    ProjectSerializer,
+    PromptImportSerializer,
+    PromptSerializer,
+    RankingSerializer,
+    RankingSubmitSerializer,
+    SkipSerializer,
+    TaskSerializer,
+)
+from annotation.imports import ImportRefused, parse_file, row_from_record
+from annotation.models import Assignment, Project
+from annotation.services import TaskError
+from core.permissions import HasRole
+from core.roles import Role
+
+RESEARCH = HasRole.of(Role.RESEARCHER, Role.ADMIN)
+ANNOTATE = HasRole.of(Role.ANNOTATOR)
+
+
+def _project(slug: str) -> Project:
+    return get_object_or_404(Project, slug=slug)
+
+
+def _error(exc: TaskError) -> Response:
+    return Response({"detail": exc.message}, status=exc.status)
+
+
+class ProjectList(generics.ListAPIView):
+    serializer_class = ProjectSerializer
+    permission_classes = [RESEARCH]
+    queryset = Project.objects.prefetch_related("contestants")
+
+
+class ProjectDetail(generics.RetrieveAPIView):
+    serializer_class = ProjectSerializer
+    permission_classes = [RESEARCH]
+    queryset = Project.objects.prefetch_related("contestants")
+    lookup_field = "slug"
+
+
+class PromptList(generics.ListAPIView):
+    """The project's prompts; POST imports many at once (all or nothing)."""
+
+    serializer_class = PromptSerializer
+    permission_classes = [RESEARCH]
+
+    def get_queryset(self):
+        return _project(self.kwargs["slug"]).prompts.order_by("id")
+
+    @extend_schema(request=PromptImportSerializer, responses={201: None})
+    def post(self, request, slug: str):
+        project = _project(slug)
+        data = PromptImportSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        try:
+            if d.get("file"):
+                upload = d["file"]
+                rows = parse_file(upload.read(), filename=upload.name,
+                                  declared_format=d["format"], instruction=d["instruction"],
+                                  answer=d["answer"], category=d["category"])
+                source = upload.name
+            else:
+                rows = [row_from_record(n, r) for n, r in enumerate(d["rows"], start=1)]
+                source = "api"
+        except ImportRefused as exc:
+            return Response({"detail": str(exc), "line": exc.line}, status=400)
+        result = services.prompts_import(project=project, rows=rows, source=source,
+                                         user=request.user)
+        return Response(
+            {"created": result.created, "duplicates": result.duplicates,
+             "demonstrations": result.demonstrations},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class JudgmentList(generics.ListAPIView):
+    """Rankings of the project (task rankings and edit pairs), with review state."""
+
+    serializer_class = RankingSerializer
+    permission_classes = [RESEARCH]
+
+    def get_queryset(self):
+        return selectors.judgments_for_api(project=_project(self.kwargs["slug"]))
+
+
+class DemonstrationList(generics.ListAPIView):
+    serializer_class = DemonstrationSerializer
+    permission_classes = [RESEARCH]
+
+    def get_queryset(self):
+        return _project(self.kwargs["slug"]).demonstrations.order_by("id")
+
+
+class ProgressView(APIView):
+    permission_classes = [RESEARCH]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, slug: str):
+        project = _project(slug)
+        return Response({
+            "progress": selectors.project_progress(project=project),
+            "annotators": selectors.annotator_stats(project=project),
+        })
+
+
+class AgreementView(APIView):
+    permission_classes = [RESEARCH]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, slug: str):
+        project = _project(slug)
+        bias = selectors.project_position_bias(project=project)
+        return Response({
+            **selectors.project_agreement(project=project),
+            "position_bias": {"positions": bias.positions,
+                              "first_shown_win_rate": bias.first_shown_win_rate,
+                              "decisive_pairs": bias.decisive_pairs, "z": bias.z},
+        })
+
+
+class LeaderboardView(APIView):
+    permission_classes = [RESEARCH]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, slug: str):
+        rows = selectors.project_leaderboard(project=_project(slug))
+        return Response({"rows": [{**r, "rank_spread": list(r["rank_spread"])} for r in rows]})
+
+
+class TaskNext(APIView):
+    """Claim (or resume) the caller's next task; 204 when the queue holds nothing for them."""
+
+    permission_classes = [ANNOTATE]
+
+    @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
+    def post(self, request, slug: str):
+        assignment = services.task_next(project=_project(slug), user=request.user)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(TaskSerializer(assignment).data)
+
+
+def _own(request, assignment_id: int) -> Assignment:
+    return get_object_or_404(
+        Assignment.objects.select_related("item__project"), pk=assignment_id, user=request.user
+    )
+
+
+class TaskRanking(APIView):
+    permission_classes = [ANNOTATE]
+
+    @extend_schema(request=RankingSubmitSerializer, responses={201: RankingSerializer})
+    def post(self, request, assignment_id: int):
+        data = RankingSubmitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            ranking = services.ranking_submit(
+                assignment=_own(request, assignment_id), user=request.user, **data.validated_data
+            )
+        except TaskError as exc:
+            return _error(exc)
+        return Response({"id": ranking.id, "groups": ranking.groups}, status=201)
+
+
+class TaskDemonstration(APIView):
+    permission_classes = [ANNOTATE]
+
+    @extend_schema(request=DemonstrationSubmitSerializer, responses={201: DemonstrationSerializer})
+    def post(self, request, assignment_id: int):
+        data = DemonstrationSubmitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            demo = services.demonstration_submit(
+                assignment=_own(request, assignment_id), user=request.user, **data.validated_data
+            )
+        except TaskError as exc:
+            return _error(exc)
+        return Response(DemonstrationSerializer(demo).data, status=201)
+
+
+class TaskSkip(APIView):
+    permission_classes = [ANNOTATE]
+
+    @extend_schema(request=SkipSerializer, responses={200: None})
+    def post(self, request, assignment_id: int):
+        data = SkipSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            services.task_skip(assignment=_own(request, assignment_id), user=request.user,
+                               reason=data.validated_data["reason"])
+        except TaskError as exc:
+            return _error(exc)
+        return Response({"status": "skipped"})
