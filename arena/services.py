@@ -6,11 +6,13 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from arena import backends
 from arena.backends import GenerationError, GenerationOutput, GenerationSettings
 from arena.models import Backend, Contestant, Generation, GenerationStatus
+from core.queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -75,16 +77,22 @@ def generation_request(
         settings=gen_settings,
         requested_by=user if user is not None and user.is_authenticated else None,
     )
-    generation_run.delay_on_commit(generation.id)
+    enqueue_on_commit(generation_run, generation.id)
     return generation
 
 
 def generation_execute(*, generation_id: int) -> Generation | None:
     """Run a queued generation and store its answer or its error. A generation that already
     finished is left alone, so a redelivered task does no harm."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.GENERATION_STALE_AFTER_S)
+    # A pending row, or a running one whose worker died (a redelivered task); never one that
+    # another worker is answering right now.
     claimed = Generation.objects.filter(
-        pk=generation_id, status__in=[GenerationStatus.PENDING, GenerationStatus.RUNNING]
-    ).update(status=GenerationStatus.RUNNING, started_at=timezone.now(), updated_at=timezone.now())
+        Q(status=GenerationStatus.PENDING)
+        | Q(status=GenerationStatus.RUNNING, updated_at__lt=stale),
+        pk=generation_id,
+    ).update(status=GenerationStatus.RUNNING, started_at=now, updated_at=now)
     generation = Generation.objects.select_related("contestant").filter(pk=generation_id).first()
     if not claimed or generation is None:
         return generation
@@ -144,3 +152,20 @@ def generations_reap_stale(*, older_than_s: int | None = None) -> int:
         finished_at=timezone.now(),
         updated_at=timezone.now(),
     )
+
+
+def generations_requeue(*, older_than_s: int = 60) -> int:
+    """Send again the generations still pending after `older_than_s`: their first message was
+    lost (a broker outage, a purged queue). Claiming is exclusive, so a duplicate is harmless."""
+    from arena.tasks import generation_run
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    ids = list(
+        Generation.objects.filter(
+            status=GenerationStatus.PENDING, updated_at__lt=cutoff
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for pk in ids:
+        generation_run.delay(pk)
+    Generation.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+    return len(ids)

@@ -10,6 +10,11 @@ def generation_run(generation_id: int) -> None:
     services.generation_execute(generation_id=generation_id)
 
 
+@shared_task(name="arena.tasks.generations_requeue")
+def generations_requeue() -> int:
+    return services.generations_requeue()
+
+
 @shared_task(name="arena.tasks.generations_reap_stale")
 def generations_reap_stale() -> int:
     return services.generations_reap_stale()

@@ -180,6 +180,11 @@ WHITENOISE_USE_FINDERS = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = _env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 
 
+# --- Training ----------------------------------------------------------------------------------
+# A running run that has not reported for this long belongs to a dead worker.
+TRAINING_HEARTBEAT_TIMEOUT_S = _env_int("TRAINING_HEARTBEAT_TIMEOUT_S", 120, minimum=5)
+
+
 # --- Cache (rate limits, vote counters) --------------------------------------------------------
 _CACHE_URL = os.environ.get("CACHE_URL", "")
 if _CACHE_URL:
@@ -260,13 +265,27 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "arena.tasks.generation_*": {"queue": "generate"},
-    "training.tasks.*": {"queue": "gpu"},
+    "training.tasks.training_run_execute": {"queue": "gpu"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-generations": {
         "task": "arena.tasks.generations_reap_stale",
         "schedule": 60.0,
+    },
+    "requeue-generations": {
+        "task": "arena.tasks.generations_requeue",
+        "schedule": 30.0,
+    },
+    "requeue-training-runs": {
+        "task": "training.tasks.training_runs_requeue",
+        "schedule": 120.0,
+        "options": {"queue": "default"},
+    },
+    "reap-silent-training-runs": {
+        "task": "training.tasks.training_runs_reap_silent",
+        "schedule": 60.0,
+        "options": {"queue": "default"},
     },
     "refresh-leaderboards": {
         "task": "arena.tasks.leaderboards_refresh",

@@ -16,11 +16,15 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-# The worker serves every queue here; in production each queue gets its own workers (docker/).
-"$BIN/celery" -A config worker -Q default,generate,gpu --concurrency 1 --beat \
+# One worker answers prompts and runs light jobs (with beat); a second runs training, one run
+# at a time in a fresh process, so that a long run never holds up the arena's answers.
+"$BIN/celery" -A config worker -Q default,generate --concurrency 1 -n main@%h --beat \
     --schedule var/celerybeat-schedule --loglevel INFO >var/worker.log 2>&1 &
 worker=$!
 pids+=($worker)
+"$BIN/celery" -A config worker -Q gpu --concurrency 1 --prefetch-multiplier 1 \
+    --max-tasks-per-child 1 -n gpu@%h --loglevel INFO >var/gpu-worker.log 2>&1 &
+pids+=($!)
 # Convert the bundled model to safetensors once, in the background (the first answer waits).
 "$BIN/python" manage.py prepare_models >var/prepare_models.log 2>&1 &
 pids+=($!)
@@ -38,7 +42,7 @@ cat <<MSG
   RLHF Platform is running at http://$HOST:$PORT/
   Demo logins (password: demo-password): annotator, reviewer, researcher, admin
   API docs: http://$HOST:$PORT/api/docs/   OpenAI-compatible: http://$HOST:$PORT/v1/chat/completions
-  Worker log: var/worker.log   Press Ctrl-C to stop.
+  Worker logs: var/worker.log, var/gpu-worker.log   Press Ctrl-C to stop.
 
 MSG
 # Stop everything as soon as the web server or the worker exits.

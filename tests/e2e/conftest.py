@@ -2,8 +2,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
+
+def _artifacts() -> Path:
+    """Screenshots go under this run's VAR_DIR (var/test-sqlite/screenshots in `make test`):
+    pytest-playwright empties its own test-results folder at every session start."""
+    return Path(settings.VAR_DIR) / "screenshots"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -17,11 +22,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def screenshot(page):
-    """Save a full-page screenshot under test-results/screenshots/ for a person to look at."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    """Save a full-page screenshot for a person to look at."""
+    folder = _artifacts()
+    folder.mkdir(parents=True, exist_ok=True)
 
     def take(name: str) -> Path:
-        path = ARTIFACTS / f"{name}.png"
+        path = folder / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
         return path
 

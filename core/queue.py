@@ -1,0 +1,27 @@
+"""Queueing that survives a broker outage.
+
+Writes never depend on the broker: a task is published after the transaction commits, and a
+publish that fails is logged, not raised, so the request that stored the rows still succeeds.
+Beat re-sends work that has waited too long (see `generations_requeue` and
+`training_runs_requeue`), so background work resumes once the broker is back.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_on_commit(task, *args) -> None:
+    def publish() -> None:
+        try:
+            task.delay(*args)
+        except Exception:  # noqa: BLE001 - any broker failure; the row stays queued
+            logger.warning(
+                "Could not queue %s%s; it will be re-sent", task.name, args, exc_info=True
+            )
+
+    transaction.on_commit(publish)
