@@ -5,7 +5,7 @@ import pytest
 from django.conf import settings
 
 
-def _artifacts() -> Path:
+def screenshots_folder() -> Path:
     """Screenshots go under this run's VAR_DIR (var/test-sqlite/screenshots in `make test`):
     pytest-playwright empties its own test-results folder at every session start."""
     return Path(settings.VAR_DIR) / "screenshots"
@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def screenshot(page):
     """Save a full-page screenshot for a person to look at."""
-    folder = _artifacts()
+    folder = screenshots_folder()
     folder.mkdir(parents=True, exist_ok=True)
 
     def take(name: str) -> Path:

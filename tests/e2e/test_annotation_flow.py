@@ -7,14 +7,15 @@ from playwright.sync_api import expect
 from annotation import services
 from annotation.models import Demonstration, Item, Ranking, ReviewStatus, TaskKind
 from tests.annotation.factories import CompletionFactory, ProjectFactory, PromptFactory
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import screenshots_folder
 
 
 def _save(other_page, name: str) -> None:
     """Screenshots of the reviewer's and admin's pages (the `screenshot` fixture follows only the
     annotator's page), saved beside the others."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    other_page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    folder = screenshots_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    other_page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def _log_in(page, url, username, password):
