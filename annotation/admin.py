@@ -4,6 +4,7 @@ from annotation import services
 from annotation.models import (
     Assignment,
     Completion,
+    DatasetSnapshot,
     Demonstration,
     GuidelineVersion,
     Item,
@@ -78,3 +79,18 @@ class DemonstrationAdmin(admin.ModelAdmin):
     list_display = ("id", "project", "annotator", "review_status", "created_at")
     list_filter = ("project", "review_status")
     raw_id_fields = ("prompt", "item", "assignment", "annotator", "reviewer", "edited_from")
+
+
+@admin.register(DatasetSnapshot)
+class DatasetSnapshotAdmin(admin.ModelAdmin):
+    """Read-only: a snapshot is immutable once built and is made through the datasets page."""
+
+    list_display = ("name", "source", "project", "format", "status", "row_count", "created_at")
+    list_filter = ("status", "source", "format")
+    search_fields = ("name", "content_hash")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -3,6 +3,14 @@ from __future__ import annotations
 from django import forms
 
 from annotation.imports import FORMATS
+from annotation.models import (
+    PairStrategy,
+    Project,
+    SnapshotFormat,
+    SnapshotSource,
+    SnapshotStyle,
+    TiesPolicy,
+)
 
 
 class RankingForm(forms.Form):
@@ -91,3 +99,48 @@ class GenerateForm(forms.Form):
     limit = forms.IntegerField(
         min_value=1, max_value=1000, initial=10, label="Prompts without candidates to answer"
     )
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+class DatasetForm(forms.Form):
+    """A dataset snapshot request: source, project, format and filters."""
+
+    name = forms.CharField(max_length=200)
+    source = forms.ChoiceField(choices=SnapshotSource.choices)
+    project = forms.ModelChoiceField(queryset=None, required=False,
+                                     help_text="Not needed for arena votes.")
+    format = forms.ChoiceField(choices=SnapshotFormat.choices)
+    style = forms.ChoiceField(choices=SnapshotStyle.choices)
+    pairs = forms.ChoiceField(choices=PairStrategy.choices, label="Pairs from a ranking")
+    ties = forms.ChoiceField(choices=TiesPolicy.choices)
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    accepted_only = forms.BooleanField(required=False, label="Accepted by review only")
+    min_agreement = forms.FloatField(required=False, min_value=0, max_value=1,
+                                     help_text="Per item, among its annotators (0-1).")
+    gold_min = forms.FloatField(required=False, min_value=0, max_value=1,
+                                label="Annotators passing gold (least mean gold score)")
+    categories = forms.CharField(required=False, help_text="Comma separated.")
+    guidelines_versions = forms.CharField(required=False, help_text="Comma separated numbers.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = Project.objects.order_by("name")
+
+    def clean_guidelines_versions(self) -> list[int]:
+        try:
+            return [int(v) for v in _split(self.cleaned_data["guidelines_versions"])]
+        except ValueError:
+            raise forms.ValidationError("Give version numbers, e.g. 1, 2.") from None
+
+    def filters(self) -> dict:
+        d = self.cleaned_data
+        return {
+            "date_from": d["date_from"], "date_to": d["date_to"],
+            "accepted_only": d["accepted_only"], "min_agreement": d["min_agreement"],
+            "gold_min": d["gold_min"], "categories": _split(d["categories"]),
+            "guidelines_versions": d["guidelines_versions"],
+        }

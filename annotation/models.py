@@ -302,6 +302,7 @@ class Reviewed(models.Model):
 class RankingOrigin(models.TextChoices):
     TASK = "task", "Ranking task"
     EDIT = "edit", "Edited answer over the original"
+    IMPORT = "import", "Imported from a dataset file"
 
 
 class Ranking(Reviewed):
@@ -316,8 +317,10 @@ class Ranking(Reviewed):
     assignment = models.OneToOneField(
         Assignment, null=True, blank=True, on_delete=models.CASCADE, related_name="ranking"
     )
+    # Null only for imported judgments (origin `import`): the people behind a public
+    # dataset are not users here.
     annotator = models.ForeignKey(
-        USER, on_delete=models.CASCADE, related_name="annotation_rankings"
+        USER, null=True, blank=True, on_delete=models.CASCADE, related_name="annotation_rankings"
     )
     origin = models.CharField(
         max_length=10, choices=RankingOrigin.choices, default=RankingOrigin.TASK
@@ -377,3 +380,86 @@ class Demonstration(Reviewed):
 
     def __str__(self) -> str:
         return f"Demonstration #{self.pk}"
+
+
+class SnapshotSource(models.TextChoices):
+    RANKINGS = "rankings", "Project judgments (rankings)"
+    DEMONSTRATIONS = "demonstrations", "Demonstrations"
+    ARENA = "arena", "Arena votes"
+
+
+class SnapshotFormat(models.TextChoices):
+    PREFERENCE = "preference", "Preference pairs (prompt / chosen / rejected)"
+    KTO = "kto", "Unpaired (prompt / completion / label, KTO)"
+    SFT = "sft", "SFT (messages or prompt / completion)"
+    HH = "hh", "Anthropic HH transcripts"
+    ARENA = "arena", "Arena battles (model_a / model_b / winner)"
+
+
+class SnapshotStyle(models.TextChoices):
+    STANDARD = "standard", "Standard (text)"
+    CONVERSATIONAL = "conversational", "Conversational (messages)"
+
+
+class PairStrategy(models.TextChoices):
+    ALL = "all", "All strictly ordered pairs (K choose 2)"
+    BEST_VS_REST = "best-vs-rest", "Best versus rest"
+    CONSENSUS = "consensus", "Consensus over annotators"
+
+
+class TiesPolicy(models.TextChoices):
+    DROP = "drop", "Drop ties"
+    KEEP = "keep", "Keep ties with a tie label"
+
+
+class SnapshotStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    BUILDING = "building", "Building"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class DatasetSnapshot(models.Model):
+    """An immutable export: what was asked for (source, filters, format) and, once built, its
+    files under `MEDIA_ROOT/datasets/<id>/`, their content hash, counts and dataset card.
+    Training runs point at a snapshot, so every trained model traces back to its exact data.
+    Only the build service writes the outcome, once; a ready snapshot is never rebuilt."""
+
+    name = models.CharField(max_length=200)
+    source = models.CharField(max_length=20, choices=SnapshotSource.choices)
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.PROTECT, related_name="snapshots"
+    )
+    format = models.CharField(max_length=20, choices=SnapshotFormat.choices)
+    style = models.CharField(
+        max_length=20, choices=SnapshotStyle.choices, default=SnapshotStyle.STANDARD
+    )
+    pairs = models.CharField(
+        max_length=20, choices=PairStrategy.choices, default=PairStrategy.ALL
+    )
+    ties = models.CharField(max_length=10, choices=TiesPolicy.choices, default=TiesPolicy.DROP)
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=10, choices=SnapshotStatus.choices, default=SnapshotStatus.PENDING,
+        db_index=True,
+    )
+    error = models.TextField(blank=True)
+    content_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    row_count = models.PositiveBigIntegerField(default=0)
+    card = models.JSONField(default=dict, blank=True)
+    files = models.JSONField(default=dict, blank=True, help_text="{format: relative path}")
+    created_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    built_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Dataset {self.name} #{self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (SnapshotStatus.READY, SnapshotStatus.FAILED)

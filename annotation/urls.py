@@ -15,4 +15,7 @@ urlpatterns = [
     path("tasks/<int:assignment_id>/skip/", views.task_skip, name="skip"),
     path("review/<str:kind>/<int:work_id>/", views.review_decide, name="decide"),
     path("preview/", views.markdown_preview, name="preview"),
+    path("datasets/", views.dataset_list, name="datasets"),
+    path("datasets/<int:pk>/", views.dataset_detail, name="dataset"),
+    path("datasets/<int:pk>/download/", views.dataset_download, name="dataset-download"),
 ]

@@ -1,17 +1,20 @@
 """Pages of annotation: the annotator's shift (next task, ranking, demonstration, skip), the
-reviewer's queue, and the admin's import, candidate generation and dashboard."""
+reviewer's queue, the admin's import, candidate generation and dashboard, and the
+researcher's dataset snapshots."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotation import selectors, services
+from annotation import datasets, selectors, services
 from annotation.forms import (
+    DatasetForm,
     DemonstrationForm,
     GenerateForm,
     ImportForm,
@@ -21,7 +24,14 @@ from annotation.forms import (
     SkipForm,
 )
 from annotation.imports import ImportRefused, parse_file
-from annotation.models import Assignment, Demonstration, Project, Ranking, TaskKind
+from annotation.models import (
+    Assignment,
+    DatasetSnapshot,
+    Demonstration,
+    Project,
+    Ranking,
+    TaskKind,
+)
 from annotation.services import TaskError
 from core.permissions import role_required
 from core.roles import user_has_role
@@ -294,3 +304,55 @@ def _arena_leaderboard_url() -> str:
         return reverse("arena:leaderboard")
     except NoReverseMatch:
         return ""
+
+
+# --------------------------------------------------------------------------- datasets
+
+RESEARCH = ("researcher", "admin")
+
+
+@role_required(*RESEARCH)
+@require_http_methods(["GET", "POST"])
+def dataset_list(request):
+    """The snapshots, newest first, and the form that asks for a new one."""
+    form = DatasetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            spec = datasets.Spec(
+                source=d["source"], format=d["format"], project=d["project"], style=d["style"],
+                pairs=d["pairs"], ties=d["ties"], filters=datasets.Filters.parse(form.filters()),
+            )
+            snapshot = datasets.snapshot_create(name=d["name"], spec=spec, user=request.user)
+        except datasets.DatasetError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("annotation:dataset", pk=snapshot.pk)
+    status = 400 if request.method == "POST" else 200
+    context = {"form": form, "snapshots": datasets.snapshot_list()[:100]}
+    return render(request, "annotation/datasets.html", context, status=status)
+
+
+@role_required(*RESEARCH)
+def dataset_detail(request, pk: int):
+    """A snapshot's progress, card, counts, hash and downloads; htmx polls the progress
+    fragment until the build is finished."""
+    snapshot = get_object_or_404(DatasetSnapshot.objects.select_related("project"), pk=pk)
+    template = "annotation/datasets_detail.html"
+    if request.htmx:
+        template += "#snapshot"
+    return render(request, template, {"snapshot": snapshot})
+
+
+@role_required(*RESEARCH)
+def dataset_download(request, pk: int):
+    """A snapshot's file (`?file=jsonl|parquet|card`), served after the role check rather than
+    from MEDIA_URL."""
+    snapshot = get_object_or_404(DatasetSnapshot, pk=pk)
+    kind = request.GET.get("file", "parquet")
+    try:
+        path = datasets.snapshot_file(snapshot=snapshot, kind=kind)
+    except datasets.DatasetError as exc:
+        raise Http404(str(exc)) from None
+    name = f"{slugify(snapshot.name) or 'dataset'}-{snapshot.pk}.{path.suffix.lstrip('.')}"
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=name)  # noqa: SIM115

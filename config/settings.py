@@ -158,6 +158,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Failed logins allowed per address and per username in 15 minutes.
+LOGIN_FAILURES_ALLOWED = _env_int("LOGIN_FAILURES_ALLOWED", 10, minimum=1)
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
@@ -231,6 +233,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two different "format" choice sets: a dataset's export format and an import file's type.
+    "ENUM_NAME_OVERRIDES": {
+        "DatasetFormatEnum": "annotation.models.SnapshotFormat",
+        "ImportFileFormatEnum": ["", "jsonl", "csv", "parquet"],
+    },
 }
 
 

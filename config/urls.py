@@ -8,12 +8,14 @@ from arena.api import openai
 from arena.api.views import BattleViewSet, ContestantViewSet, GenerationViewSet, LeaderboardView
 from core import api as core_api
 from core import views as core_views
+from training.api import TrainingRunViewSet
 
 router = DefaultRouter()
 router.include_format_suffixes = False  # one URL per resource
 router.register("contestants", ContestantViewSet, basename="contestant")
 router.register("generations", GenerationViewSet, basename="generation")
 router.register("battles", BattleViewSet, basename="battle")
+router.register("training/runs", TrainingRunViewSet, basename="training-run")
 
 api_patterns = [
     path("auth/token/", core_api.TokenView.as_view(), name="api-token-auth"),
@@ -28,7 +30,7 @@ api_patterns = [
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", core_views.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/token/", core_views.api_token, name="api-token"),
     path("arena/", include("arena.urls")),

@@ -24,6 +24,7 @@ PURE_PATHS = (
     "tests/training/core/",
     "tests/arena/test_ratings.py",
     "tests/arena/test_battle_files.py",
+    "tests/annotation/test_exports.py",
 )
 ROOT = Path(__file__).resolve().parent.parent
 

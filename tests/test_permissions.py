@@ -5,8 +5,10 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from annotation import services as annotation_services
+from annotation.models import DatasetSnapshot
 from arena import battles, services
 from arena.models import Generation
+from training.models import TrainingRun
 
 ROLES = ("anonymous", "outsider", "annotator", "reviewer", "researcher", "admin")
 OK, LOGIN, API_AUTH, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 302, 401, 403, 404, 405
@@ -45,6 +47,14 @@ API_RESEARCHERS = {
     "researcher": OK,
     "admin": OK,
 }
+API_ADMINS_POST = {
+    "anonymous": API_AUTH,
+    "outsider": FORBIDDEN,
+    "annotator": FORBIDDEN,
+    "reviewer": FORBIDDEN,
+    "researcher": FORBIDDEN,
+    "admin": NOT_ALLOWED,
+}
 API_ANNOTATORS_POST = {
     "anonymous": API_AUTH,
     "outsider": FORBIDDEN,
@@ -74,6 +84,28 @@ MATRIX = {
     "arena:generation": {r: NOT_FOUND for r in ROLES}
     | {"anonymous": LOGIN, "annotator": OK, "admin": OK},
     "training:home": RESEARCHERS,
+    "training:run-new": ADMINS,
+    "training:run": RESEARCHERS,
+    "training:run-cancel": POST_ONLY
+    | {
+        "anonymous": LOGIN,
+        "outsider": FORBIDDEN,
+        "annotator": FORBIDDEN,
+        "reviewer": FORBIDDEN,
+        "researcher": FORBIDDEN,
+    },
+    "training:run-resume": POST_ONLY
+    | {
+        "anonymous": LOGIN,
+        "outsider": FORBIDDEN,
+        "annotator": FORBIDDEN,
+        "reviewer": FORBIDDEN,
+        "researcher": FORBIDDEN,
+    },
+    "training-run-list": API_RESEARCHERS,
+    "training-run-detail": API_RESEARCHERS,
+    "training-run-cancel": API_ADMINS_POST,
+    "training-run-resume": API_ADMINS_POST,
     "annotation:projects": SIGNED_IN,
     "annotation:project": SIGNED_IN,
     "annotation:next": ANNOTATORS | {"annotator": LOGIN, "reviewer": LOGIN, "admin": LOGIN},
@@ -89,6 +121,10 @@ MATRIX = {
     "annotation:import": ADMINS_POST,
     "annotation:generate": ADMINS_POST,
     "annotation:preview": POST_ONLY | {"anonymous": LOGIN},
+    "annotation:datasets": RESEARCHERS,
+    # (no snapshot with the world's id exists: researchers and admins get 404, others 403)
+    "annotation:dataset": RESEARCHERS | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
+    "annotation:dataset-download": RESEARCHERS | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
     "annotation-api-projects": API_RESEARCHERS,
     "annotation-api-project": API_RESEARCHERS,
     "annotation-api-prompts": API_RESEARCHERS,
@@ -101,6 +137,10 @@ MATRIX = {
     "annotation-api-task-ranking": API_ANNOTATORS_POST,
     "annotation-api-task-demonstration": API_ANNOTATORS_POST,
     "annotation-api-task-skip": API_ANNOTATORS_POST,
+    "annotation-api-datasets": API_RESEARCHERS,
+    "annotation-api-dataset": API_RESEARCHERS | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
+    "annotation-api-dataset-download": API_RESEARCHERS
+    | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
     "admin": {r: LOGIN for r in ROLES} | {"admin": OK},
     "api-token-auth": {r: NOT_ALLOWED for r in ROLES},
     "api-me": API_SIGNED_IN,
@@ -152,6 +192,8 @@ def world(db, annotator, tiny_contestant, tiny_model_dir):
     answers = [annotation_services.completion_add_human(prompt=prompt, text=t) for t in "xy"]
     annotation_services.ranking_item_create(prompt=prompt, completions=answers)
     assignment = annotation_services.task_next(project=project, user=annotator)
+    snapshot = DatasetSnapshot.objects.create(name="s", source="rankings", format="preference")
+    run = TrainingRun.objects.create(kind="dpo", base_model=tiny_contestant, snapshot=snapshot)
     return {
         "public_id": battle.public_id,
         "generation_id": generation.pk,
@@ -159,6 +201,7 @@ def world(db, annotator, tiny_contestant, tiny_model_dir):
         "name": tiny_contestant.name,
         "slug": project.slug,
         "assignment_id": assignment.pk,
+        "run_id": run.pk,
         "kind": "ranking",
         "work_id": 1,
     }
@@ -167,6 +210,8 @@ def world(db, annotator, tiny_contestant, tiny_model_dir):
 def _url(name: str, world: dict) -> str:
     if name == "admin":
         return "/admin/"
+    if name.startswith("training-run-") and name != "training-run-list":
+        return reverse(name, kwargs={"pk": world["run_id"]})
     for kwargs in (
         {},
         {"public_id": world["public_id"]},
@@ -176,6 +221,7 @@ def _url(name: str, world: dict) -> str:
         {"slug": world["slug"]},
         {"assignment_id": world["assignment_id"]},
         {"kind": world["kind"], "work_id": world["work_id"]},
+        {"run_id": world["run_id"]},
     ):
         try:
             return reverse(name, kwargs=kwargs)

@@ -3,4 +3,10 @@ from django.urls import path
 from training import views
 
 app_name = "training"
-urlpatterns = [path("", views.training_home, name="home")]
+urlpatterns = [
+    path("", views.training_home, name="home"),
+    path("runs/new/", views.run_new, name="run-new"),
+    path("runs/<int:run_id>/", views.run_detail, name="run"),
+    path("runs/<int:run_id>/cancel/", views.run_cancel, name="run-cancel"),
+    path("runs/<int:run_id>/resume/", views.run_resume, name="run-resume"),
+]

@@ -27,4 +27,8 @@ urlpatterns = [
          name="annotation-api-task-demonstration"),
     path("tasks/<int:assignment_id>/skip/", views.TaskSkip.as_view(),
          name="annotation-api-task-skip"),
+    path("datasets/", views.DatasetList.as_view(), name="annotation-api-datasets"),
+    path("datasets/<int:pk>/", views.DatasetDetail.as_view(), name="annotation-api-dataset"),
+    path("datasets/<int:pk>/download/", views.DatasetDownload.as_view(),
+         name="annotation-api-dataset-download"),
 ]

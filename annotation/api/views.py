@@ -1,16 +1,20 @@
 """The researcher's API (projects, prompt import, judgments, progress, agreement, leaderboard)
-and the annotator's API (next task, submit, skip), mounted under /api/annotation/."""
+the annotator's API (next task, submit, skip), and dataset snapshots (create, poll, download),
+mounted under /api/annotation/."""
 
 from __future__ import annotations
 
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation import selectors, services
+from annotation import datasets, selectors, services
 from annotation.api.serializers import (
+    DatasetCreateSerializer,
+    DatasetSerializer,
     DemonstrationSerializer,
     DemonstrationSubmitSerializer,
     ProjectSerializer,
@@ -22,8 +26,9 @@ from annotation.api.serializers import (
     TaskSerializer,
 )
 from annotation.imports import ImportRefused, parse_file, row_from_record
-from annotation.models import Assignment, Project
+from annotation.models import Assignment, DatasetSnapshot, Project
 from annotation.services import TaskError
+from core.idempotency import idempotent
 from core.permissions import HasRole
 from core.roles import Role
 
@@ -206,3 +211,59 @@ class TaskSkip(APIView):
         except TaskError as exc:
             return _error(exc)
         return Response({"status": "skipped"})
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+class DatasetList(generics.ListAPIView):
+    """Snapshots, newest first; POST asks for a new one and answers 202 with its id, to poll."""
+
+    serializer_class = DatasetSerializer
+    permission_classes = [RESEARCH]
+
+    def get_queryset(self):
+        return datasets.snapshot_list()
+
+    @extend_schema(request=DatasetCreateSerializer, responses={202: DatasetSerializer})
+    @idempotent
+    def post(self, request):
+        data = DatasetCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        d = data.validated_data
+        try:
+            spec = datasets.Spec(source=d["source"], format=d["format"], project=d["project"],
+                                 style=d["style"], pairs=d["pairs"], ties=d["ties"],
+                                 filters=datasets.Filters.parse(d["filters"]))
+            snapshot = datasets.snapshot_create(name=d["name"], spec=spec, user=request.user)
+        except datasets.DatasetError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        body = DatasetSerializer(snapshot, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class DatasetDetail(generics.RetrieveAPIView):
+    """Status, content hash, counts, card and download URLs of one snapshot."""
+
+    serializer_class = DatasetSerializer
+    permission_classes = [RESEARCH]
+
+    def get_queryset(self):
+        return datasets.snapshot_list()
+
+
+class DatasetDownload(APIView):
+    """A ready snapshot's file: `?file=parquet` (default), `jsonl` or `card`."""
+
+    permission_classes = [RESEARCH]
+
+    @extend_schema(responses={200: None})
+    def get(self, request, pk: int):
+        snapshot = get_object_or_404(DatasetSnapshot, pk=pk)
+        try:
+            path = datasets.snapshot_file(snapshot=snapshot,
+                                          kind=request.query_params.get("file", "parquet"))
+        except datasets.DatasetError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        return FileResponse(open(path, "rb"), as_attachment=True,  # noqa: SIM115
+                            filename=f"dataset-{snapshot.pk}-{path.name}")

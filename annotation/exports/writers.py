@@ -1,0 +1,148 @@
+"""Streaming writers: rows go out in record batches, so memory stays flat however many rows a
+dataset has. One fixed Arrow schema per format keeps every Parquet row group alike and is what
+`datasets.load_dataset("parquet", ...)` reads back; the JSONL file holds the same rows, one JSON
+object a line (`load_dataset("json", ...)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+IDS = pa.list_(pa.int64())
+NAMES = pa.list_(pa.string())
+
+# Provenance: which prompt, answers, judgments, people, guideline version and models a row is
+# from. Settings are JSON text: generation settings vary in shape from model to model.
+PAIR_PROVENANCE = [
+    ("prompt_id", pa.int64()), ("chosen_id", pa.int64()), ("rejected_id", pa.int64()),
+    ("chosen_model", pa.string()), ("rejected_model", pa.string()),
+    ("chosen_settings", pa.string()), ("rejected_settings", pa.string()),
+    ("ranking_ids", IDS), ("annotators", NAMES), ("guidelines_version", pa.int64()),
+    ("category", pa.string()),
+]
+SINGLE_PROVENANCE = [
+    ("prompt_id", pa.int64()), ("completion_id", pa.int64()), ("demonstration_id", pa.int64()),
+    ("model", pa.string()), ("settings", pa.string()), ("ranking_ids", IDS),
+    ("annotators", NAMES), ("guidelines_version", pa.int64()), ("category", pa.string()),
+]
+ARENA = [
+    ("question_id", pa.string()), ("model_a", pa.string()), ("model_b", pa.string()),
+    ("winner", pa.string()), ("anony", pa.bool_()), ("category", pa.string()),
+    ("categories", NAMES), ("tstamp", pa.float64()), ("conversation_a", MESSAGES),
+    ("conversation_b", MESSAGES), ("counted", pa.bool_()), ("excluded_reason", pa.string()),
+]
+
+
+def schema_for(fmt: str, style: str = "standard", *, tie: bool = False,
+               margin: bool = False) -> pa.Schema:
+    """The Arrow schema of a format: its TRL columns first, then provenance."""
+    text = MESSAGES if style == "conversational" else pa.string()
+    answer = MESSAGES if style == "conversational" else pa.string()
+    if fmt == "preference":
+        fields = [("prompt", text), ("chosen", answer), ("rejected", answer)]
+        fields += [("tie", pa.bool_())] if tie else []
+        fields += [("margin", pa.float64())] if margin else []
+        return pa.schema(fields + PAIR_PROVENANCE)
+    if fmt == "hh":
+        fields = [("chosen", pa.string()), ("rejected", pa.string())]
+        fields += [("tie", pa.bool_())] if tie else []
+        return pa.schema(fields + PAIR_PROVENANCE)
+    if fmt == "kto":
+        return pa.schema([("prompt", text), ("completion", answer), ("label", pa.bool_())]
+                         + SINGLE_PROVENANCE)
+    if fmt == "sft":
+        head = ([("messages", MESSAGES)] if style == "conversational"
+                else [("prompt", pa.string()), ("completion", pa.string())])
+        return pa.schema(head + SINGLE_PROVENANCE)
+    if fmt == "arena":
+        return pa.schema(ARENA)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+class DatasetWriter:
+    """Write the same rows to JSONL and/or Parquet in one pass.
+
+    `paths` maps "jsonl"/"parquet" to files. Rows are buffered `batch_size` at a time and turned
+    into one Arrow record batch (column by column, which is far quicker than row by row)."""
+
+    def __init__(self, paths: dict[str, Path], schema: pa.Schema, *, batch_size: int = 20_000):
+        self.schema, self.batch_size, self.rows = schema, batch_size, 0
+        self.names = schema.names
+        self._buffer: list[dict] = []
+        self._jsonl: IO[str] | None = None
+        self._parquet: pq.ParquetWriter | None = None
+        if "jsonl" in paths:
+            self._jsonl = open(paths["jsonl"], "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+        if "parquet" in paths:
+            self._parquet = pq.ParquetWriter(paths["parquet"], schema, compression="zstd")
+
+    def write(self, row: dict) -> None:
+        self._buffer.append(row)
+        if len(self._buffer) >= self.batch_size:
+            self.flush()
+
+    def write_all(self, rows: Iterable[dict | pa.RecordBatch]) -> None:
+        """Rows as dicts, or already columnar as Arrow record batches (in any column order)."""
+        for row in rows:
+            if isinstance(row, pa.RecordBatch):
+                self.write_batch(row)
+            else:
+                self.write(row)
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self.flush()  # keep the order of rows written before
+        batch = pa.RecordBatch.from_arrays(
+            [batch.column(name).cast(self.schema.field(name).type) for name in self.names],
+            schema=self.schema)
+        self.rows += batch.num_rows
+        if self._jsonl is not None:
+            dumps = json.dumps
+            self._jsonl.write("".join(
+                dumps(r, ensure_ascii=False) + "\n" for r in batch.to_pylist()))
+        if self._parquet is not None:
+            self._parquet.write_batch(batch)
+
+    def flush(self) -> None:
+        rows, self._buffer = self._buffer, []
+        if not rows:
+            return
+        self.rows += len(rows)
+        if self._jsonl is not None:
+            dumps = json.dumps
+            self._jsonl.write("".join(
+                dumps({n: r.get(n) for n in self.names}, ensure_ascii=False) + "\n"
+                for r in rows
+            ))
+        if self._parquet is not None:
+            columns = {n: [r.get(n) for r in rows] for n in self.names}
+            self._parquet.write_batch(pa.RecordBatch.from_pydict(columns, schema=self.schema))
+
+    def close(self) -> int:
+        self.flush()
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self._parquet is not None:
+            self._parquet.close()
+        return self.rows
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

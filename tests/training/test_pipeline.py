@@ -1,0 +1,144 @@
+"""The whole loop on real workers with tiny models: rankings -> dataset snapshot -> DPO and
+reward-model runs -> the new policy answers an arena battle. And a training process killed
+mid-run is detected by its missing heartbeat and resumes from its last checkpoint."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from annotation.datasets import Spec, snapshot_create
+from annotation.models import DatasetSnapshot
+from arena import battles
+from arena.models import BattleMode, Generation
+from arena.services import contestant_create
+from tests.annotation.factories import ranking_item
+from tests.annotation.test_selectors import _rank
+from tests.support.worker import database_url_for, wait_for
+from tests.training.test_runs import WORDS, _snapshot
+from training import services
+from training.models import RewardModel, RunStatus, TrainingRun
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def _refreshed(obj):
+    obj.refresh_from_db()
+    return obj
+
+
+@pytest.fixture
+def tiny_pair(tiny_contestant, tiny_model_dir):
+    other = contestant_create(
+        name="tiny-two",
+        display_name="Tiny Two",
+        backend="local",
+        model_path=str(tiny_model_dir),
+        temperature=0.0,
+        max_new_tokens=6,
+    )
+    return tiny_contestant, other
+
+
+def test_rankings_become_a_snapshot_then_models_that_enter_the_arena(
+    celery_worker, project, make_annotator, tiny_pair
+):
+    for _ in range(8):
+        ranking_item(project, k=2, contestants=list(tiny_pair))
+    annotator = make_annotator()
+    for _ in range(8):
+        _rank(project, annotator, lambda a: a.display_order)
+    snapshot = snapshot_create(
+        name="prefs", spec=Spec(source="rankings", format="preference", project=project)
+    )
+    wait_for(lambda: _refreshed(snapshot).is_finished, timeout=120)
+    assert snapshot.status == "ready" and snapshot.row_count == 8, snapshot.error
+
+    small = {"batch_size": 4, "max_length": 64}
+    dpo = services.training_run_create(
+        kind="dpo",
+        loss_type="sigmoid",
+        base_model=tiny_pair[0],
+        snapshot=snapshot,
+        hyperparameters=small,
+    )
+    reward = services.training_run_create(
+        kind="reward", base_model=tiny_pair[0], snapshot=snapshot, hyperparameters=small
+    )
+    for run in (dpo, reward):
+        wait_for(lambda run=run: not _refreshed(run).is_active, timeout=240)
+        assert run.status == RunStatus.SUCCEEDED, run.error + "\n" + celery_worker.log()
+    assert RewardModel.objects.filter(run=reward).exists()
+
+    policy = dpo.result_contestant
+    battle = battles.battle_start(
+        actor=battles.Actor(user=annotator),
+        prompt="two plus two",
+        mode=BattleMode.SIDE_BY_SIDE,
+        contestant_a=policy,
+        contestant_b=tiny_pair[0],
+    )
+    generation = Generation.objects.get(pk=battle.turns.get().generation_a_id)
+    wait_for(lambda: _refreshed(generation).is_finished, timeout=120)
+    assert generation.status == "succeeded" and generation.contestant == policy
+
+
+WORKER = """
+import django
+django.setup()
+from training.services import training_run_execute
+training_run_execute(run_id={run_id})
+"""
+
+
+def test_a_killed_training_process_is_detected_and_resumes_from_its_checkpoint(
+    tiny_contestant,
+):
+    from django.db import connection
+
+    rows = [
+        {"prompt": WORDS[i % 6], "chosen": WORDS[(i + 1) % 6], "rejected": WORDS[(i + 2) % 6]}
+        for i in range(400)
+    ]
+    snapshot = _snapshot("preference", rows)
+    run = TrainingRun.objects.create(
+        kind="dpo",
+        loss_type="sigmoid",
+        base_model=tiny_contestant,
+        snapshot=snapshot,
+        hyperparameters={"batch_size": 2, "max_length": 48, "save_every": 5},
+    )
+    env = {**os.environ, "DATABASE_URL": database_url_for(connection.settings_dict)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", WORKER.format(run_id=run.pk)],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: _refreshed(run).step >= 12, timeout=180)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the worker dies mid-run
+        process.wait()
+    killed_at = _refreshed(run).step
+    assert run.status == RunStatus.RUNNING and killed_at < run.total_steps
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert services.training_runs_reap_silent() == 1
+    assert _refreshed(run).status == RunStatus.FAILED and "checkpoint-" in run.checkpoint_dir
+    services.training_run_resume(run=run)
+    started = time.monotonic()
+    services.training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.attempts == 2 and "resuming from checkpoint-" in run.log
+    assert run.step == run.total_steps == 200
+    assert time.monotonic() - started > 0
+    assert Path(run.result_contestant.model_path).is_dir()
+    assert DatasetSnapshot.objects.get(pk=snapshot.pk).training_runs.count() == 1
