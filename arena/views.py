@@ -32,7 +32,9 @@ def models_page(request):
             user=request.user,
         )
         form = TryModelForm(initial={"contestant": form.cleaned_data["contestant"]})
-    context = {"contestants": selectors.contestant_list(), "form": form, "generation": generation}
+    # Imported vote-only models have no backend to try; they show on the leaderboard instead.
+    contestants = selectors.contestant_list().exclude(backend="external")
+    context = {"contestants": contestants, "form": form, "generation": generation}
     if request.htmx:
         return render(request, "arena/models.html#try-panel", context)
     return render(request, "arena/models.html", context)

@@ -93,3 +93,11 @@ def test_api_token_page_creates_and_revokes(annotator_client, annotator):
     assert key in annotator_client.get("/accounts/token/").content.decode()
     annotator_client.post("/accounts/token/", {"action": "revoke"})
     assert not Token.objects.filter(user=annotator).exists()
+
+
+def test_models_page_leaves_out_vote_only_imported_models(annotator_client, tiny_contestant):
+    from arena.services import contestant_create
+
+    contestant_create(name="gemini-x", display_name="gemini-x", backend="external")
+    html = annotator_client.get("/arena/models/").content.decode()
+    assert "Tiny Llama" in html and "gemini-x" not in html
