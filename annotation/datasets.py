@@ -354,9 +354,9 @@ def export_to_files(*, spec: Spec, paths: dict[str, Path]) -> Stats:
     return stats
 
 
-def rankings_queryset(spec: Spec):
+def _judgment_filters(qs, spec: Spec):
+    """The snapshot filters shared by rankings and demonstrations."""
     f = spec.filters
-    qs = Ranking.objects.filter(project=spec.project, is_gold=False).live()
     if f.accepted_only:
         qs = qs.accepted()
     if f.date_from:
@@ -370,6 +370,11 @@ def rankings_queryset(spec: Spec):
     if f.gold_min is not None:
         qs = qs.filter(annotator_id__in=_gold_passing(spec.project, f.gold_min))
     return qs
+
+
+def rankings_queryset(spec: Spec):
+    qs = Ranking.objects.filter(project=spec.project, is_gold=False).live()
+    return _judgment_filters(qs, spec)
 
 
 def _gold_passing(project: Project, threshold: float):
@@ -676,20 +681,7 @@ def _kto_rows(spec, groups, judgments, answers, messages, base, stats):
 
 
 def demonstration_rows(spec: Spec, stats: Stats) -> Iterator[dict]:
-    f = spec.filters
-    qs = Demonstration.objects.filter(project=spec.project).live()
-    if f.accepted_only:
-        qs = qs.accepted()
-    if f.date_from:
-        qs = qs.filter(created_at__date__gte=f.date_from)
-    if f.date_to:
-        qs = qs.filter(created_at__date__lte=f.date_to)
-    if f.categories:
-        qs = qs.filter(prompt__category__in=f.categories)
-    if f.guidelines_versions:
-        qs = qs.filter(guidelines_version__in=f.guidelines_versions)
-    if f.gold_min is not None:
-        qs = qs.filter(annotator_id__in=_gold_passing(spec.project, f.gold_min))
+    qs = _judgment_filters(Demonstration.objects.filter(project=spec.project).live(), spec)
     rows = qs.order_by("prompt_id", "id").values_list(
         "id", "prompt_id", "annotator__username", "text", "edited_from_id",
         "guidelines_version", "prompt__messages", "prompt__category", "source",

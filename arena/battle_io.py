@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from arena import battle_files, ratings
+from arena.battles import side_conversation
 from arena.models import Backend, Battle, BattleMode, BattleSource, Contestant
 
 EXPORT_COLUMNS = [
@@ -116,21 +117,11 @@ def battle_export_rows(queryset) -> Iterator[dict]:
             "category": battle.category,
             "categories": battle.categories,
             "tstamp": battle.voted_at.timestamp() if battle.voted_at else None,
-            "conversation_a": _conversation(turns, "a"),
-            "conversation_b": _conversation(turns, "b"),
+            "conversation_a": side_conversation(turns, "a"),
+            "conversation_b": side_conversation(turns, "b"),
             "counted": battle.is_counted,
             "excluded_reason": battle.excluded_reason,
         }
-
-
-def _conversation(turns, side: str) -> list[dict]:
-    messages = []
-    for turn in turns:
-        messages.append({"role": "user", "content": turn.user_message})
-        generation = turn.generation_a if side == "a" else turn.generation_b
-        if generation is not None:
-            messages.append({"role": "assistant", "content": generation.output})
-    return messages
 
 
 def stream_jsonl(rows: Iterable[dict]) -> Iterator[str]:

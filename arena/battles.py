@@ -181,7 +181,7 @@ def _turn_create(battle: Battle, *, index: int, messages: list[dict], actor: Act
     )
 
 
-def _conversation(turns: list[BattleTurn], side: str) -> list[dict]:
+def side_conversation(turns: list[BattleTurn], side: str) -> list[dict]:
     """The conversation as one side saw it: user turns and that side's answers."""
     messages: list[dict] = []
     for turn in turns:
@@ -232,7 +232,7 @@ def battle_continue(*, battle: Battle, actor: Actor, prompt: str) -> BattleTurn:
         if contestant is None:
             generations.append(None)
             continue
-        messages = [*_conversation(turns, side), {"role": "user", "content": prompt}]
+        messages = [*side_conversation(turns, side), {"role": "user", "content": prompt}]
         generations.append(generation_request(contestant=contestant, messages=messages, user=user))
     battle.categories = hygiene.categorize(
         [{"role": "user", "content": t.user_message} for t in turns]

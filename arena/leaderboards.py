@@ -93,6 +93,7 @@ def leaderboard_compute(
     rounds: int | None = None,
     columns: dict[str, list] | None = None,
     include_annotation: bool = False,
+    annotation: dict[str, list] | None = None,
 ) -> LeaderboardSnapshot | None:
     """Fit one leaderboard and store it as a snapshot; None when there are no counted votes.
     `columns` (from `battles_load`) saves reading the votes again for each board."""
@@ -100,7 +101,7 @@ def leaderboard_compute(
     rounds = settings.ARENA_BOOTSTRAP_ROUNDS if rounds is None else rounds
     columns = _in_category(columns if columns is not None else battles_load(), category)
     if include_annotation:
-        extra = annotation_columns()
+        extra = annotation if annotation is not None else annotation_columns()
         columns = {name: columns[name] + extra[name] for name in columns}
     features = {}
     if style_control:
@@ -189,8 +190,12 @@ def leaderboards_refresh(*, rounds: int | None = None) -> int:
                 )
             except ValueError as exc:  # e.g. a category with a single model
                 logger.info("Leaderboard %r (style=%s) skipped: %s", category, style, exc)
-    if annotation_columns()["a"]:
+    annotation = annotation_columns()
+    if annotation["a"]:
         made += (
-            leaderboard_compute(columns=columns, rounds=rounds, include_annotation=True) is not None
+            leaderboard_compute(
+                columns=columns, rounds=rounds, include_annotation=True, annotation=annotation
+            )
+            is not None
         )
     return made
