@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +192,57 @@ def quiet(trainer: Any) -> None:
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+
+
+# What a benchmark passes to `compare`: ours(rows, work) -> (seconds, final loss, epoch-mean
+# loss); trl(rows in our batch order, work) -> (seconds, final loss).
+OursFn = Callable[[list[dict[str, Any]], Path], tuple[float, float, float]]
+TrlFn = Callable[[list[dict[str, Any]], Path], tuple[float, float]]
+
+
+def time_trl(trainer: Any) -> tuple[float, float]:
+    """Train TRL's trainer (quiet) and return (seconds, final loss)."""
+    quiet(trainer)
+    gpu_peak_reset()
+    with Timer() as t:
+        trainer.train()
+    print(f"trl: training {t.seconds:.2f} s, peak GPU {gpu_peak_gib():.2f} GiB")
+    return t.seconds, trl_final_loss(trainer)
+
+
+def ours_figures(result: Any, seconds: float, window: int) -> tuple[float, float, float]:
+    """(seconds, final loss, epoch-mean loss) of our trainer's result."""
+    return seconds, last_window_mean(result.history, window), result.metrics["train_loss"]
+
+
+def compare(
+    name: str,
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    examples: list[Any],
+    ours: OursFn,
+    trl: TrlFn,
+) -> None:
+    """Time both trainers on the same rows and batch order (best of `--repeats`, alternating)
+    and print the summary lines; the last is `<name>: ours A pairs/s, trl B pairs/s, ...`."""
+    trl_rows = ordered_rows(rows, batch_order(examples, args.batch_size, args.seed))
+    tokens = sum(2 * len(e.prompt_ids) + len(e.chosen_ids) + len(e.rejected_ids) for e in examples)
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    runs = iter(range(1000))
+    try:
+        (ours_s, ours_loss, ours_mean), (trl_s, trl_loss) = best_of(
+            args.repeats,
+            lambda: ours(rows, work / f"{next(runs)}"),
+            None if args.skip_trl else lambda: trl(trl_rows, work / f"{next(runs)}"),
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    n = len(rows)
+    print(
+        f"tokens/s: ours {tokens / ours_s:.0f}, trl {tokens / trl_s:.0f}; "
+        f"epoch-mean loss ours {ours_mean:.4f}"
+    )
+    print(
+        f"{name}: ours {n / ours_s:.1f} pairs/s, trl {n / trl_s:.1f} pairs/s, "
+        f"ratio {trl_s / ours_s:.2f}, final loss ours {ours_loss:.4f} trl {trl_loss:.4f}"
+    )

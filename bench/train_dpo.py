@@ -11,32 +11,25 @@ Neither counts tokenisation or model loading.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from _training import (
-    Timer,
-    batch_order,
-    best_of,
+    compare,
     gpu_peak_gib,
     gpu_peak_reset,
-    last_window_mean,
     load_for_trl,
     loss_window,
-    ordered_rows,
+    ours_figures,
     parse_args,
-    quiet,
     setup,
+    time_trl,
     trl_common_args,
-    trl_final_loss,
 )
 
 
 def run_ours(args, model_path, rows, lr, work: Path) -> tuple[float, float, float]:
     from training.core.dpo import DPOConfig, train_dpo
 
-    window = loss_window(len(rows), args.batch_size)
     cfg = DPOConfig(
         batch_size=args.batch_size,
         max_length=args.max_length,
@@ -48,16 +41,13 @@ def run_ours(args, model_path, rows, lr, work: Path) -> tuple[float, float, floa
     )
     gpu_peak_reset()
     result = train_dpo(cfg, rows, model_path, work)
-    seconds = result.metrics["reference_runtime_s"] + result.metrics["train_runtime_s"]
+    m = result.metrics
     print(
-        f"ours: reference pass {result.metrics['reference_runtime_s']:.2f} s, "
-        f"training {result.metrics['train_runtime_s']:.2f} s, peak GPU {gpu_peak_gib():.2f} GiB"
+        f"ours: reference pass {m['reference_runtime_s']:.2f} s, "
+        f"training {m['train_runtime_s']:.2f} s, peak GPU {gpu_peak_gib():.2f} GiB"
     )
-    return (
-        seconds,
-        last_window_mean(result.history, window),
-        result.metrics["train_loss"],
-    )
+    seconds = m["reference_runtime_s"] + m["train_runtime_s"]
+    return ours_figures(result, seconds, loss_window(len(rows), args.batch_size))
 
 
 def run_trl(args, model_path, tokenizer, rows, lr, work: Path) -> tuple[float, float]:
@@ -74,12 +64,7 @@ def run_trl(args, model_path, tokenizer, rows, lr, work: Path) -> tuple[float, f
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
-    quiet(trainer)
-    gpu_peak_reset()
-    with Timer() as t:
-        trainer.train()
-    print(f"trl: training {t.seconds:.2f} s, peak GPU {gpu_peak_gib():.2f} GiB")
-    return t.seconds, trl_final_loss(trainer)
+    return time_trl(trainer)
 
 
 def main() -> None:
@@ -88,29 +73,13 @@ def main() -> None:
     from training.core.data import tokenize_pairs
 
     lr = args.lr or 5e-5
-    examples = tokenize_pairs(tokenizer, rows, args.max_length)
-    trl_rows = ordered_rows(rows, batch_order(examples, args.batch_size, args.seed))
-    tokens = sum(2 * len(e.prompt_ids) + len(e.chosen_ids) + len(e.rejected_ids) for e in examples)
-    work = Path(tempfile.mkdtemp(prefix="bench-dpo-"))
-    runs = iter(range(1000))
-    try:
-        (ours_s, ours_loss, ours_mean), (trl_s, trl_loss) = best_of(
-            args.repeats,
-            lambda: run_ours(args, model_path, rows, lr, work / f"{next(runs)}"),
-            None
-            if args.skip_trl
-            else lambda: run_trl(args, model_path, tokenizer, trl_rows, lr, work / f"{next(runs)}"),
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    n = len(rows)
-    print(
-        f"tokens/s: ours {tokens / ours_s:.0f}, trl {tokens / trl_s:.0f}; "
-        f"epoch-mean loss ours {ours_mean:.4f}"
-    )
-    print(
-        f"dpo: ours {n / ours_s:.1f} pairs/s, trl {n / trl_s:.1f} pairs/s, "
-        f"ratio {trl_s / ours_s:.2f}, final loss ours {ours_loss:.4f} trl {trl_loss:.4f}"
+    compare(
+        "dpo",
+        args,
+        rows,
+        tokenize_pairs(tokenizer, rows, args.max_length),
+        lambda rows, work: run_ours(args, model_path, rows, lr, work),
+        lambda rows, work: run_trl(args, model_path, tokenizer, rows, lr, work),
     )
 
 

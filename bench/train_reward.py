@@ -11,32 +11,25 @@ split. Times cover the training loop only (not tokenisation or model loading).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from _training import (
-    Timer,
-    batch_order,
-    best_of,
+    compare,
     gpu_peak_gib,
     gpu_peak_reset,
-    last_window_mean,
     load_for_trl,
     loss_window,
-    ordered_rows,
+    ours_figures,
     parse_args,
-    quiet,
     setup,
+    time_trl,
     trl_common_args,
-    trl_final_loss,
 )
 
 
 def run_ours(args, model_path, rows, lr, work: Path) -> tuple[float, float, float]:
     from training.core.reward import RewardConfig, train_reward
 
-    window = loss_window(len(rows), args.batch_size)
     cfg = RewardConfig(
         batch_size=args.batch_size,
         max_length=args.max_length,
@@ -48,15 +41,9 @@ def run_ours(args, model_path, rows, lr, work: Path) -> tuple[float, float, floa
     )
     gpu_peak_reset()
     result = train_reward(cfg, rows, model_path, work)
-    print(
-        f"ours: training {result.metrics['train_runtime_s']:.2f} s, "
-        f"peak GPU {gpu_peak_gib():.2f} GiB"
-    )
-    return (
-        result.metrics["train_runtime_s"],
-        last_window_mean(result.history, window),
-        result.metrics["train_loss"],
-    )
+    seconds = result.metrics["train_runtime_s"]
+    print(f"ours: training {seconds:.2f} s, peak GPU {gpu_peak_gib():.2f} GiB")
+    return ours_figures(result, seconds, loss_window(len(rows), args.batch_size))
 
 
 def run_trl(args, model_path, tokenizer, rows, lr, work: Path) -> tuple[float, float]:
@@ -71,12 +58,7 @@ def run_trl(args, model_path, tokenizer, rows, lr, work: Path) -> tuple[float, f
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
-    quiet(trainer)
-    gpu_peak_reset()
-    with Timer() as t:
-        trainer.train()
-    print(f"trl: training {t.seconds:.2f} s, peak GPU {gpu_peak_gib():.2f} GiB")
-    return t.seconds, trl_final_loss(trainer)
+    return time_trl(trainer)
 
 
 def main() -> None:
@@ -85,29 +67,13 @@ def main() -> None:
     from training.core.data import tokenize_reward_pairs
 
     lr = args.lr or 1e-4
-    examples = tokenize_reward_pairs(tokenizer, rows, args.max_length)
-    trl_rows = ordered_rows(rows, batch_order(examples, args.batch_size, args.seed))
-    tokens = sum(2 * len(e.prompt_ids) + len(e.chosen_ids) + len(e.rejected_ids) for e in examples)
-    work = Path(tempfile.mkdtemp(prefix="bench-reward-"))
-    runs = iter(range(1000))
-    try:
-        (ours_s, ours_loss, ours_mean), (trl_s, trl_loss) = best_of(
-            args.repeats,
-            lambda: run_ours(args, model_path, rows, lr, work / f"{next(runs)}"),
-            None
-            if args.skip_trl
-            else lambda: run_trl(args, model_path, tokenizer, trl_rows, lr, work / f"{next(runs)}"),
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    n = len(rows)
-    print(
-        f"tokens/s: ours {tokens / ours_s:.0f}, trl {tokens / trl_s:.0f}; "
-        f"epoch-mean loss ours {ours_mean:.4f}"
-    )
-    print(
-        f"reward: ours {n / ours_s:.1f} pairs/s, trl {n / trl_s:.1f} pairs/s, "
-        f"ratio {trl_s / ours_s:.2f}, final loss ours {ours_loss:.4f} trl {trl_loss:.4f}"
+    compare(
+        "reward",
+        args,
+        rows,
+        tokenize_reward_pairs(tokenizer, rows, args.max_length),
+        lambda rows, work: run_ours(args, model_path, rows, lr, work),
+        lambda rows, work: run_trl(args, model_path, tokenizer, rows, lr, work),
     )
 
 

@@ -3,7 +3,8 @@
 Outside `torchrun` (no WORLD_SIZE in the environment) everything here is a no-op, so a trainer
 is written once. Under `torchrun` each rank takes every world_size-th batch of the epoch, the
 gradients are averaged by DDP (or reduced-scattered by FSDP), logged metrics are averaged over
-ranks, and rank 0 alone writes files.
+ranks, and rank 0 alone writes files. PPO and GRPO share out prompts instead of batches
+(`rl_loop.py`).
 
     torchrun --nproc_per_node 2 -m training.core.launch dpo config.json
 """
@@ -93,6 +94,15 @@ def mean_over_ranks(ctx: DistContext, values: dict[str, float]) -> dict[str, flo
         t = t.to(ctx.device)
     dist.all_reduce(t)
     return {k: float(v) / ctx.world_size for k, v in zip(keys, t.tolist(), strict=True)}
+
+
+def sum_over_ranks(ctx: DistContext, t: torch.Tensor) -> torch.Tensor:
+    """Element-wise sum of `t` over all ranks (`t` itself in one process); `t` is untouched."""
+    if not ctx.enabled:
+        return t
+    t = t.detach().clone()
+    dist.all_reduce(t)
+    return t
 
 
 def any_rank(ctx: DistContext, flag: bool) -> bool:

@@ -5,6 +5,8 @@ One step: take `rollout_batch_size` prompts, sample `group_size` answers to each
 relative to its group (`(r - mean) / std`) as the advantage of all its tokens. No value model;
 the KL to the frozen reference (`beta`, k3 estimator) is a loss term, not a reward term.
 `ppo_epochs` > 1 reuses the rollouts with the clipped ratio to the rollout policy.
+
+Under torchrun each rank samples whole groups (see `rl_loop.py`).
 """
 
 from __future__ import annotations
@@ -14,17 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from training.core import rl
-from training.core.common import (
-    CancelFn,
-    ProgressFn,
-    TrainerHooks,
-    TrainResult,
-    autocast_context,
-    masked_mean,
-)
-from training.core.ppo import RolloutConfig, RolloutRun, token_outputs
+from training.core.common import CancelFn, ProgressFn, TrainerHooks, TrainResult, masked_mean
+from training.core.rl_loop import Batch, RolloutRun
+from training.core.rollout import RolloutConfig, score_tokens
 from training.core.verifiers import Row
 
 
@@ -40,48 +37,50 @@ class GRPOConfig(RolloutConfig):
     loss_type: str = "grpo"
 
 
+def grpo_minibatch_loss(
+    model: nn.Module, mb: Batch, config: GRPOConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """GRPO's clipped objective (+ k3 KL) on one mini-batch; `model` is the policy (or DDP)."""
+    out = model(mb["input_ids"], mb["mask"], config.temperature)
+    loss, stats = rl.grpo_loss(
+        out["logp"],
+        mb["logp"],
+        mb.get("ref_logp"),
+        mb["advantages"],
+        mb["mask"],
+        config.cliprange,
+        config.beta,
+        config.loss_type,
+    )
+    stats["entropy"] = masked_mean(out["entropy"], mb["mask"])
+    return loss, stats
+
+
 def grpo_step(run: RolloutRun, step: int) -> dict[str, float]:
-    """Sample groups, compute group-relative advantages, then the clipped updates."""
+    """Sample groups, compute group-relative advantages, then the clipped updates.
+
+    A prompt's group is sampled on one rank, so its statistics need no communication."""
     config: GRPOConfig = run.config  # type: ignore[assignment]
     g = config.group_size
     r = run.rollout(step, g)
     ids, mask, scores = r["input_ids"], r["mask"], r["scores"]
-    advantages = rl.group_advantages(scores.view(-1, g), scale=config.scale_rewards).view(-1)
-    old = run.score_tokens(run.policy.lm, ids, mask)["logp"]
-    ref = run.score_tokens(run.ref, ids, mask)["logp"] if run.ref is not None else None
-    sums: dict[str, float] = {}
-    n_updates = 0
-    for _ in range(config.ppo_epochs):
-        for idx in torch.randperm(ids.size(0)).split(config.batch_size):
-            with autocast_context(run.device, config.bf16_autocast):
-                out = token_outputs(
-                    run.policy.lm, ids[idx], mask[idx], config.temperature, entropy=True
-                )
-                loss, stats = rl.grpo_loss(
-                    out["logp"],
-                    old[idx],
-                    ref[idx] if ref is not None else None,
-                    advantages[idx],
-                    mask[idx],
-                    config.cliprange,
-                    config.beta,
-                    config.loss_type,
-                )
-            stats["entropy"] = masked_mean(out["entropy"], mask[idx])
-            stats["grad_norm"] = torch.tensor(run.optimizer_step(loss))
-            stats["loss"] = loss.detach()
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            n_updates += 1
+    batch = {
+        "input_ids": ids,
+        "mask": mask,
+        "logp": score_tokens(run.policy.lm, ids, mask, config)["logp"],
+        "advantages": rl.group_advantages(scores.view(-1, g), scale=config.scale_rewards).view(-1),
+    }
+    if run.ref is not None:
+        batch["ref_logp"] = score_tokens(run.ref, ids, mask, config)["logp"]
+    metrics = run.update(batch, lambda model, mb: grpo_minibatch_loss(model, mb, config))
     grouped = scores.view(-1, g)
-    metrics = {k: v / n_updates for k, v in sums.items()}
     metrics.update(
         reward=scores.mean().item(),
-        reward_std=grouped.std(dim=1).mean().item() if g > 1 else 0.0,
-        frac_reward_zero_std=(grouped.std(dim=1) == 0).float().mean().item() if g > 1 else 1.0,
+        reward_std=grouped.std(dim=1).mean().item(),
+        frac_reward_zero_std=(grouped.std(dim=1) == 0).float().mean().item(),
         completion_length=mask.sum(1).float().mean().item(),
     )
-    return metrics
+    return run.mean_over_ranks(metrics)
 
 
 def train_grpo(

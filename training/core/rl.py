@@ -10,29 +10,51 @@ References: PPO for LMs (Ziegler et al. 2019, 1909.08593; InstructGPT, 2203.0215
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from training.core.common import masked_mean
 
+SumFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def masked_moments(
+    x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True, all_sum: SumFn | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of the masked entries (Bessel-corrected, as TRL's PPO).  # -> (), ()
+
+    `all_sum` adds a tensor up over processes (an all-reduce under torchrun): the moments are
+    then those of every rank's entries together, computed in two passes as in one process.
+    """
+    m = mask.to(x.dtype)
+    total = torch.stack([(x * m).sum(), m.sum()])
+    total = all_sum(total) if all_sum is not None else total
+    n = total[1]
+    mean = total[0] / n.clamp(min=1)
+    sq = ((x - mean) ** 2 * m).sum()
+    sq = all_sum(sq) if all_sum is not None else sq
+    var = sq / n.clamp(min=1)
+    if unbiased:
+        var = var * n / (n - 1).clamp(min=1)
+    return mean, var
+
 
 def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
     """Variance of the masked entries (Bessel-corrected, as TRL's PPO).  # (B, T) -> ()"""
-    m = mask.to(x.dtype)
-    mean = masked_mean(x, m)
-    var = masked_mean((x - mean) ** 2, m)
-    if unbiased:
-        n = m.sum()
-        var = var * n / (n - 1).clamp(min=1)
-    return var
+    return masked_moments(x, mask, unbiased)[1]
 
 
-def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+def whiten(
+    x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, all_sum: SumFn | None = None
+) -> torch.Tensor:
     """Zero-mean, unit-variance over the masked entries; zero elsewhere.  # (B, T) -> (B, T)
 
     With `shift_mean=False` only the scale changes (used for rewards, whose sign matters).
+    With `all_sum` the statistics are global over processes (see `masked_moments`).
     """
     m = mask.to(x.dtype)
-    mean, var = masked_mean(x, m), masked_var(x, m)
+    mean, var = masked_moments(x, m, all_sum=all_sum)
     out = (x - mean) * torch.rsqrt(var + 1e-8)
     if not shift_mean:
         out = out + mean

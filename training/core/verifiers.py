@@ -6,16 +6,19 @@ trainers look verifiers up by name (`config.verifier`, with `config.verifier_arg
 
 - `exact_match`: the final answer of the completion equals the row's `answer` (1.0 or 0.0).
 - `contains`: 1.0 when the completion contains `word` (a toy reward for tests and demos).
-- `python_tests`: runs the completion's code with the row's `tests` in a subprocess; the reward
-  is the fraction of tests that pass.
+- `python_tests`: runs the completion's code with the row's `tests` in a subprocess with a
+  timeout and CPU, memory and output limits; the reward is the fraction of tests that pass (0
+  when the code fails to run or overruns a limit).
 - `reward_model_reward`: the score of a trained reward model (`reward.score`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+try:
+    import resource
+except ImportError:  # not POSIX: no resource limits, the timeout still applies
+    resource = None  # type: ignore[assignment]
 
 Row = dict[str, Any]
 Verifier = Callable[..., list[float]]
@@ -127,7 +135,7 @@ def _blocked(*a, **k):
     raise OSError("network access is disabled")
 socket.socket = _blocked
 socket.create_connection = _blocked
-spec = json.load(open(sys.argv[1]))
+spec = json.load(open(sys.argv[1], encoding="utf-8"))
 env = {"__name__": "__candidate__"}
 passed = 0
 try:
@@ -151,38 +159,96 @@ def extract_code(text: str) -> str:
     return blocks[-1] if blocks else text
 
 
-def run_python_tests(code: str, tests: Sequence[str], timeout: float = 5.0) -> float:
+def _limit_resources(cpu_seconds: int, memory_bytes: int) -> Callable[[], None]:
+    """What the child runs between fork and exec: caps on CPU time (SIGXCPU kills it), address
+    space (allocations fail with MemoryError), file size and core dumps. Everything is looked
+    up here, in the parent: after a fork only plain system calls are safe."""
+    wanted = [
+        (resource.RLIMIT_CPU, cpu_seconds),
+        (resource.RLIMIT_AS, memory_bytes),
+        (resource.RLIMIT_FSIZE, 16 << 20),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    limits = []
+    for which, value in wanted:
+        _, hard = resource.getrlimit(which)
+        soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        limits.append((which, (soft, soft)))
+
+    def apply() -> None:
+        for which, pair in limits:
+            resource.setrlimit(which, pair)
+
+    return apply
+
+
+# The child's whole environment: nothing of the trainer's (tokens, paths) reaches it. One
+# thread for numeric libraries, whose per-thread buffers would otherwise hit the memory cap.
+_CHILD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_python_tests(
+    code: str, tests: Sequence[str], timeout: float = 5.0, memory_mb: int = 1024
+) -> float:
     """Fraction of `tests` (Python snippets, e.g. `assert f(2) == 4`) that pass after `code`.
 
     Runs `python -I` (isolated: no user site, no PYTHON* variables) in a fresh temporary folder
-    with an empty environment and sockets disabled. This keeps honest mistakes contained; it is
-    not a sandbox against hostile code (run untrusted workloads in a container).
+    with an empty environment and sockets disabled, at most `timeout` seconds (wall-clock and
+    CPU), `memory_mb` of address space and 16 MB of output (limits on POSIX). Any failure
+    (syntax error, crash, timeout, memory error, garbled output) scores 0. This keeps honest
+    mistakes contained; it is not a sandbox against hostile code (run untrusted workloads in a
+    container).
     """
     if not tests:
         return 0.0
+    preexec = None
+    if resource is not None:
+        preexec = _limit_resources(max(1, math.ceil(timeout)), memory_mb << 20)
     with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
         spec = Path(tmp) / "spec.json"
-        spec.write_text(json.dumps({"code": code, "tests": list(tests)}))
+        spec.write_text(json.dumps({"code": code, "tests": list(tests)}), encoding="utf-8")
         harness = Path(tmp) / "harness.py"
         harness.write_text(_HARNESS)
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"}
-        try:
-            done = subprocess.run(
-                [sys.executable, "-I", str(harness), str(spec)],
-                cwd=tmp,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired:
+        out = Path(tmp) / "out.txt"
+        argv = [sys.executable, "-I", str(harness), str(spec)]
+        if not _run_child(argv, tmp, out, timeout, preexec):
             return 0.0
-    lines = done.stdout.strip().splitlines()
+        lines = out.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     try:
-        passed = json.loads(lines[-1])["passed"]
+        passed = int(json.loads(lines[-1])["passed"])
     except (IndexError, ValueError, KeyError, TypeError):
         return 0.0
-    return passed / len(tests)
+    return min(max(passed, 0), len(tests)) / len(tests)
+
+
+def _run_child(
+    argv: list[str], cwd: str, out: Path, timeout: float, preexec: Callable[[], None] | None
+) -> bool:
+    """Run the child with stdout to `out` (a file: the size cap bounds it, not our memory);
+    True when it exited cleanly in time. A late child is killed with all it started."""
+    try:
+        with out.open("wb") as fh:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=_CHILD_ENV,
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group, killed whole on a timeout
+                preexec_fn=preexec,  # noqa: PLW1509 - only setrlimit calls, prepared here
+            )
+    except OSError:
+        return False
+    try:
+        return proc.wait(timeout=timeout) == 0
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        return False
 
 
 @register_verifier("python_tests")
@@ -191,13 +257,15 @@ def python_tests(
     rows: Sequence[Row],
     tests_key: str = "tests",
     timeout: float = 5.0,
+    memory_mb: int = 1024,
 ) -> list[float]:
-    """Fraction of the row's `tests` (a list of snippets, or one string) that the code passes."""
+    """Fraction of the row's `tests` (a list of snippets, or one string) that the code passes;
+    0 for code that fails to run, overruns `timeout` seconds or `memory_mb`."""
     out = []
     for completion, row in zip(completions, rows, strict=True):
         tests = row[tests_key]
         tests = [tests] if isinstance(tests, str) else list(tests)
-        out.append(run_python_tests(extract_code(completion), tests, timeout))
+        out.append(run_python_tests(extract_code(completion), tests, timeout, memory_mb))
     return out
 
 

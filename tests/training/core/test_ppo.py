@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training.core.ppo import PPOConfig, pack_rollouts, train_ppo
+from training.core.ppo import PPOConfig, train_ppo
+from training.core.rollout import pack_rollouts
 
 TOY_WORDS = [str(i) for i in range(10)] + ["+", "=", "the", "cat", "dog", "sun"]
 ROWS = [{"prompt": f"{a} + {b} =", "answer": str(a + b)} for a in range(4) for b in range(4)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 import torch
@@ -36,6 +37,33 @@ def test_whiten_uses_only_masked_entries_with_bessel_correction() -> None:
 def test_whiten_without_mean_shift_keeps_the_mean() -> None:
     out = rl.whiten(torch.tensor([[1.0, 2.0, 3.0, 100.0]]), MASK, shift_mean=False)
     torch.testing.assert_close(out, torch.tensor([[1.0, 2.0, 3.0, 0.0]]), atol=1e-6, rtol=0)
+
+
+def test_whiten_with_all_sum_uses_the_statistics_of_every_process() -> None:
+    # Two "ranks" as threads, each holding half the rows; all_sum adds their tensors up.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 6, generator=g)
+    mask = torch.rand(4, 6, generator=g) > 0.3
+    halves = [(x[:2], mask[:2]), (x[2:], mask[2:])]
+    barrier, deposits, out = threading.Barrier(2), [[], []], [None, None]
+
+    def run(rank: int) -> None:
+        def all_sum(t: torch.Tensor) -> torch.Tensor:
+            deposits[rank].append(t)
+            barrier.wait()
+            total = deposits[0][-1] + deposits[1][-1]
+            barrier.wait()
+            return total
+
+        out[rank] = rl.whiten(*halves[rank], all_sum=all_sum)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    torch.testing.assert_close(torch.cat(out), rl.whiten(x, mask))
+    assert not torch.allclose(torch.cat([rl.whiten(*h) for h in halves]), rl.whiten(x, mask))
 
 
 def test_kl_penalty_rewards_put_the_score_on_the_last_completion_token() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,57 @@ def test_python_tests_scores_zero_for_broken_or_hanging_code() -> None:
     rows = [{"tests": "assert f() == 1"}] * 2
     got = V.python_tests(["def f(:", "def f():\n    while True: pass"], rows, timeout=2.0)
     assert got == [0.0, 0.0]
+
+
+def test_python_tests_scores_zero_for_an_infinite_loop_within_the_timeout() -> None:
+    started = time.perf_counter()
+    got = V.run_python_tests("while True:\n    pass", ["assert True"], timeout=1.0)
+    assert got == 0.0
+    assert time.perf_counter() - started < 5.0
+
+
+def test_python_tests_kills_a_sleeping_candidate_and_what_it_started(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(60)\n"
+    )
+    started = time.perf_counter()
+    assert V.run_python_tests(code, ["assert True"], timeout=1.5) == 0.0
+    assert time.perf_counter() - started < 5.0
+    assert not _alive(int(pid_file.read_text()))
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a killed process may linger a moment as a zombie)."""
+    for _ in range(20):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if state in "ZX":
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_python_tests_scores_zero_for_code_that_allocates_huge_memory() -> None:
+    # 8 GB: far over the 256 MB cap, so the allocation fails instead of swapping the machine.
+    code = "DATA = bytearray(8 * 1024 ** 3)\n"
+    assert V.run_python_tests(code, ["assert len(DATA) > 0"], memory_mb=256) == 0.0
+    assert V.run_python_tests("DATA = bytearray(1024)", ["assert len(DATA) > 0"]) == 1.0
+
+
+def test_python_tests_runs_with_an_empty_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_TOKEN", "hunter2")
+    code = "import os\nSEEN = dict(os.environ)\n"
+    assert V.run_python_tests(code, ["assert 'SECRET_TOKEN' not in SEEN"]) == 1.0
+
+
+def test_python_tests_scores_zero_when_the_candidate_exits_the_process() -> None:
+    assert V.run_python_tests("import os\nos._exit(0)", ["assert True"]) == 0.0
 
 
 def test_python_tests_cannot_open_sockets_or_touch_the_working_folder(tmp_path: Path) -> None:
