@@ -41,7 +41,9 @@ class Answer:
 def task_answers(*, assignment: Assignment) -> list[Answer]:
     """The answers of a task in the order this annotator sees them, under letters only: who
     wrote them stays hidden."""
-    by_id = {c.id: c for c in Completion.objects.filter(id__in=assignment.display_order)}
+    by_id = getattr(assignment, "answers_by_id", None)
+    if by_id is None:
+        by_id = {c.id: c for c in Completion.objects.filter(id__in=assignment.display_order)}
     return [
         Answer(letter, by_id[cid])
         for letter, cid in zip(assignment.letters, assignment.display_order, strict=True)

@@ -270,13 +270,18 @@ def items_refresh(*, project: Project) -> int:
 
 
 def _candidates(*, project: Project, user, gold: bool):
-    mine = Assignment.objects.filter(item=OuterRef("pk"), user=user)
+    # NOT IN over the annotator's own assignments, not NOT EXISTS: PostgreSQL hashes that list
+    # once per query, whatever its statistics say. With NOT EXISTS and a freshly filled
+    # assignment table it may pick a nested loop that rescans the list for every queue row it
+    # walks past, which grows with the square of the annotator's work.
+    mine = Assignment.objects.filter(user=user).values("item_id")
     qs = (
         Item.objects.filter(
             project=project, is_ready=True, is_gold=gold, kind__in=project.task_kinds
         )
         .exclude(author=user)
-        .filter(~Exists(mine))
+        .exclude(pk__in=mine)
+        .select_related("prompt")
         .order_by("id")
     )
     if not gold:
@@ -297,13 +302,10 @@ def _claim(*, project: Project, user, gold: bool, now) -> Assignment | None:
                     return None
                 if not gold and not _slot_take(item.pk, project.overlap):
                     continue
-                order = list(
-                    Item.completions.through.objects.filter(item_id=item.pk).values_list(
-                        "completion_id", flat=True
-                    )
-                )
+                answers = {c.id: c for c in item.completions.all()}
+                order = list(answers)
                 random.shuffle(order)
-                return Assignment.objects.create(
+                assignment = Assignment.objects.create(
                     item=item,
                     user=user,
                     display_order=order,
@@ -311,6 +313,8 @@ def _claim(*, project: Project, user, gold: bool, now) -> Assignment | None:
                     started_at=now,
                     expires_at=now + timedelta(minutes=project.lock_minutes),
                 )
+                assignment.answers_by_id = answers  # the task is shown next: no second read
+                return assignment
         except IntegrityError:
             # The same annotator asked twice at once and the other request won this item.
             continue
@@ -391,6 +395,7 @@ def task_next(*, project: Project, user, now=None) -> Assignment | None:
         Assignment.objects.filter(
             item__project=project, user=user, status=AssignmentStatus.ACTIVE, expires_at__gt=now
         )
+        .select_related("item__prompt")
         .order_by("started_at")
         .first()
     )

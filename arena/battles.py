@@ -192,10 +192,11 @@ def side_conversation(turns: list[BattleTurn], side: str) -> list[dict]:
     return messages
 
 
-def _locked(battle: Battle) -> tuple[Battle, list[BattleTurn]]:
-    """The battle, locked until the transaction ends, with both sides; then its turns, read
-    after the lock (so that they are those a concurrent action committed) and kept prefetched
-    on the returned battle (`battle.turns.all()` reads no more).
+def _locked(**lookup) -> tuple[Battle, list[BattleTurn]]:
+    """The battle found by `lookup`, locked until the transaction ends, with both sides; then
+    its turns, read after the lock (so that they are those a concurrent action committed) and
+    kept prefetched on the returned battle (`battle.turns.all()` reads no more). Raises
+    Battle.DoesNotExist.
 
     Only the battle's row is locked (`of`): locking the sides too would queue every vote of a
     model behind one row, and the vote locks them later, briefly, in `_elo_apply`."""
@@ -204,7 +205,7 @@ def _locked(battle: Battle) -> tuple[Battle, list[BattleTurn]]:
         Battle.objects.select_for_update(of=("self",))
         .select_related("contestant_a", "contestant_b")
         .prefetch_related(Prefetch("turns", queryset=turns))
-        .get(pk=battle.pk)
+        .get(**lookup)
     )
     return battle, list(battle.turns.all())
 
@@ -220,7 +221,7 @@ def _require_answers_ready(turns: list[BattleTurn]) -> None:
 @transaction.atomic
 def battle_continue(*, battle: Battle, actor: Actor, prompt: str) -> BattleTurn:
     """Add a user turn; each side answers its own conversation so far."""
-    battle, turns = _locked(battle)
+    battle, turns = _locked(pk=battle.pk)
     if battle.is_voted:
         raise BattleError("This battle is over; start a new round.")
     _require_answers_ready(turns)
@@ -251,7 +252,7 @@ def battle_continue(*, battle: Battle, actor: Actor, prompt: str) -> BattleTurn:
 @transaction.atomic
 def battle_regenerate(*, battle: Battle, actor: Actor) -> BattleTurn:
     """Draw both answers of the last turn again (same models, new samples), before the vote."""
-    battle, turns = _locked(battle)
+    battle, turns = _locked(pk=battle.pk)
     if battle.is_voted:
         raise BattleError("This battle is over; start a new round.")
     last = turns[-1]
@@ -271,13 +272,22 @@ def battle_regenerate(*, battle: Battle, actor: Actor) -> BattleTurn:
 
 
 # --- Voting -----------------------------------------------------------------------------------
-def battle_vote(*, battle: Battle, actor: Actor, winner: str) -> Battle:
+def battle_vote(
+    *, actor: Actor, winner: str, battle: Battle | None = None, public_id=None
+) -> Battle:
     """Record the one vote of a battle and reveal the models. A second vote, a vote before
-    both answers are complete, or on a failed answer, is refused and changes nothing."""
+    both answers are complete, or on a failed answer, is refused and changes nothing.
+
+    The battle is `battle`, or the one with `public_id` that belongs to the actor's user
+    (Battle.DoesNotExist otherwise): the API votes by id without reading the battle first."""
     if winner not in Winner.values:
         raise BattleError(f"A vote is one of {', '.join(Winner.values)}; got {winner!r}.")
+    if battle is not None:
+        lookup = {"pk": battle.pk}
+    else:
+        lookup = {"public_id": public_id, "user_id": actor.user_id}
     with transaction.atomic():
-        battle, turns = _locked(battle)
+        battle, turns = _locked(**lookup)
         if battle.mode == BattleMode.DIRECT:
             raise BattleError("A direct chat has nothing to vote on.")
         if battle.is_voted:

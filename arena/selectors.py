@@ -41,12 +41,20 @@ def leaderboard_category_choices() -> list[str]:
     )
 
 
+def battle_turns(*, battle) -> list:
+    """The battle's turns in order with both answers: those already prefetched on it when it
+    has them (a vote's locked read, the API's list), else one query."""
+    if "turns" in getattr(battle, "_prefetched_objects_cache", {}):
+        return sorted(battle.turns.all(), key=lambda turn: turn.index)
+    return list(battle.turns.select_related("generation_a", "generation_b").order_by("index"))
+
+
 def battle_view(*, battle) -> dict:
     """What the battle page shows. Names are given only once they may be seen: after the vote,
     or in a named or direct mode."""
     from arena.models import BattleMode, GenerationStatus
 
-    turns = list(battle.turns.select_related("generation_a", "generation_b").order_by("index"))
+    turns = battle_turns(battle=battle)
     last = turns[-1].generations() if turns else []
     finished = all(g.is_finished for g in last)
     failed = any(g.status == GenerationStatus.FAILED for g in last)

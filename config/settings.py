@@ -213,6 +213,10 @@ DEMO_ARENA_VOTES = os.environ.get(
 
 
 # --- REST API ---------------------------------------------------------------------------------
+# Seconds an API token's user and roles stay cached (0: read them on every request). Revoking
+# a token or changing a role clears it at once in the process that made the change, and in
+# every process when CACHE_URL names a shared cache.
+API_TOKEN_CACHE_SECONDS = _env_int("API_TOKEN_CACHE_SECONDS", 10)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an API call without credentials gets 401 with WWW-Authenticate.

@@ -149,7 +149,9 @@ class BattleSerializer(serializers.Serializer):
         return battle.contestant_b.name
 
     def get_turns(self, battle) -> list[dict]:
-        turns = list(battle.turns.select_related("generation_a", "generation_b"))
+        from arena.selectors import battle_turns
+
+        turns = battle_turns(battle=battle)
         pending = any(not g.is_finished for g in turns[-1].generations()) if turns else False
 
         def answer(generation, last: bool):

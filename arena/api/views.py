@@ -1,9 +1,9 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
-from rest_framework.generics import get_object_or_404
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -128,18 +128,16 @@ class BattleViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
     def vote(self, request, public_id=None):
         data = VoteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        # Only the id of one of the user's battles (404 otherwise): the vote locks and reads the
-        # battle and its turns itself, so the sides and turns that get_object() would load here
-        # are not needed.
-        battle = get_object_or_404(
-            self.get_queryset().select_related(None).prefetch_related(None).only("pk"),
-            public_id=public_id,
-        )
-        self.check_object_permissions(request, battle)
+        # The vote finds, locks and reads one of the user's own battles itself (404 for any
+        # other id): reading it here first would cost a query for nothing.
         try:
             battle = battles.battle_vote(
-                battle=battle, actor=_api_actor(request), winner=data.validated_data["winner"]
+                public_id=public_id,
+                actor=_api_actor(request),
+                winner=data.validated_data["winner"],
             )
+        except (Battle.DoesNotExist, DjangoValidationError):
+            raise NotFound("No battle of yours has this id.") from None
         except BattleError as exc:
             return _refusal(exc)
         return Response(BattleSerializer(battle).data)

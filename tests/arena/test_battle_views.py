@@ -1,6 +1,8 @@
 """The battle pages and API: nothing names a model before the vote."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from arena import services
 from arena.models import Battle, Generation
@@ -94,3 +96,22 @@ def test_api_battle_hides_names_until_the_vote(api_client, annotator, two_models
     assert {voted.json()["model_a"], voted.json()["model_b"]} == {"tiny-llama", "tiny-two"}
     bad = api_client.post(f"/api/battles/{body['id']}/vote/", {"winner": "A"}, format="json")
     assert bad.status_code == 400
+
+
+def test_api_vote_finds_only_the_voters_own_battle(api_client, annotator, reviewer, two_models):
+    api_client.force_authenticate(annotator)
+    battle_id = api_client.post("/api/battles/", {"prompt": "hi"}, format="json").json()["id"]
+    _finish(Battle.objects.get())
+    api_client.force_authenticate(reviewer)
+    theirs = api_client.post(f"/api/battles/{battle_id}/vote/", {"winner": "tie"}, format="json")
+    assert theirs.status_code == 404
+    for bad_id in ("not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        missing = api_client.post(f"/api/battles/{bad_id}/vote/", {"winner": "tie"}, format="json")
+        assert missing.status_code == 404 and missing.json()["detail"]
+    assert not Battle.objects.get().is_voted
+    api_client.force_authenticate(annotator)
+    with CaptureQueriesContext(connection) as queries:
+        voted = api_client.post(f"/api/battles/{battle_id}/vote/", {"winner": "tie"}, format="json")
+    assert voted.status_code == 200 and voted.json()["turns"][0]["a"]["output"] == "Answer one."
+    # The vote's own locked read serves the answer: the turns are read once.
+    assert len([q for q in queries.captured_queries if "arena_battleturn" in q["sql"]]) == 1
