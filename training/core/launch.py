@@ -5,22 +5,36 @@
     torchrun --nproc_per_node 2 -m training.core.launch dpo ...
 
 `--config` holds the fields of the trainer's config dataclass (LoRA settings as a nested
-object). Rank 0 writes `result.json` (the `TrainResult`) into the output folder.
+object). Rank 0 prints one `@progress {json}` line per logged step (step, total, metrics),
+stops at the next step once a file named `CANCEL` appears in the output folder, and writes
+`result.json` (the `TrainResult`) there.
+
+`train_under_torchrun` is the other side: it starts `torchrun` with this entry point from a
+process that wants a trainer's usual call (progress callback, cancellation check, a
+`TrainResult` back), which is how a platform worker runs one job on several GPUs or machines.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import os
+import queue
+import subprocess
 import sys
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from training.core.common import TrainResult
 from training.core.config import LoraSettings
 
 TRAINERS = ("sft", "reward", "dpo", "ppo", "grpo")
+PROGRESS_PREFIX = "@progress "
+CANCEL_FILE = "CANCEL"
 
 
 def _trainer(kind: str) -> tuple[type, Any]:
@@ -78,8 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     config = build_config(cls, values)
     rank = int(os.environ.get("RANK", "0"))
 
+    cancel_file = Path(args.output) / CANCEL_FILE
+
     def progress(step: int, total: int, metrics: dict[str, float]) -> None:
-        print(json.dumps({"step": step, "total": total, "loss": metrics.get("loss")}), flush=True)
+        if rank == 0:
+            line = json.dumps({"step": step, "total": total, "metrics": metrics}, default=float)
+            print(PROGRESS_PREFIX + line, flush=True)
 
     result = train(
         config,
@@ -87,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         args.base_model,
         args.output,
         on_progress=progress,
+        should_cancel=cancel_file.exists,
         resume_from=args.resume_from,
     )
     if rank == 0:
@@ -97,6 +116,119 @@ def main(argv: list[str] | None = None) -> int:
 
     D.shutdown(D.init_distributed(config.device, config.distributed_strategy))
     return 0
+
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec: a SIGTERM when the process that started it dies, so that
+    a killed worker does not leave a training job running unwatched (Linux)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def train_under_torchrun(
+    kind: str,
+    config: Any,
+    rows: list[dict[str, Any]],
+    base_model: str | Path,
+    output: str | Path,
+    *,
+    processes: int,
+    on_progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    resume_from: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+    torchrun_args: Sequence[str] = ("--standalone",),
+    poll_s: float = 1.0,
+) -> TrainResult:
+    """Train with `processes` processes per node under torchrun and return rank 0's result.
+
+    The config and rows are written next to the output; every line the ranks print goes to
+    `log`, progress lines to `on_progress`; when `should_cancel` turns true the ranks are asked
+    to stop at their next step (they save a checkpoint and report "cancelled"). A job that
+    exits with an error raises RuntimeError with the end of its output."""
+    if kind not in TRAINERS:
+        raise ValueError(f"unknown trainer {kind!r}; expected one of {', '.join(TRAINERS)}")
+    if processes < 1:
+        raise ValueError("processes must be at least 1")
+    output = Path(output)
+    job = output / "torchrun"
+    job.mkdir(parents=True, exist_ok=True)
+    (output / CANCEL_FILE).unlink(missing_ok=True)
+    (output / "result.json").unlink(missing_ok=True)
+    config_file, rows_file = job / "config.json", job / "rows.jsonl"
+    config_file.write_text(json.dumps(dataclasses.asdict(config), default=str))
+    with rows_file.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", *torchrun_args,
+        "--nproc_per_node", str(processes),
+        "-m", "training.core.launch", kind,
+        "--config", str(config_file), "--rows", str(rows_file),
+        "--base-model", str(base_model), "--output", str(output),
+    ]
+    if resume_from:
+        command += ["--resume-from", str(resume_from)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get(
+        "PYTHONPATH", "")]))}
+    lines: queue.Queue[str | None] = queue.Queue()
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        cwd=_ROOT, preexec_fn=_die_with_parent,
+    )
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    cancel_sent = False
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=poll_s)
+            except queue.Empty:
+                line = ""
+            if line is None:
+                break
+            if line.startswith(PROGRESS_PREFIX):
+                event = json.loads(line[len(PROGRESS_PREFIX):])
+                if on_progress is not None:
+                    on_progress(event["step"], event["total"], event["metrics"])
+            elif line:
+                tail.append(line)
+                if log is not None:
+                    log(line)
+            if not cancel_sent and should_cancel is not None and should_cancel():
+                (output / CANCEL_FILE).touch()
+                cancel_sent = True
+    except BaseException:  # the caller failed or was interrupted: take the job down with it
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    code = proc.wait()
+    reader.join(timeout=5)
+    result_file = output / "result.json"
+    if code != 0 or not result_file.exists():
+        raise RuntimeError(
+            f"torchrun exited with code {code}: " + " | ".join(list(tail)[-8:])
+        )
+    return TrainResult(**json.loads(result_file.read_text()))
+
+
+_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 if __name__ == "__main__":
