@@ -19,6 +19,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from training.core.launch import PROGRESS_PREFIX
+
 REPO = Path(__file__).resolve().parents[3]
 STEPS = 3
 ROWS = [{"prompt": f"{a} + {b} =", "answer": str(a + b)} for a in range(4) for b in range(4)]
@@ -99,7 +101,7 @@ def test_metrics_are_the_same_on_both_ranks_and_only_rank_0_reports(ran: Path, k
         assert (rank0["reports"], rank1["reports"]) == (STEPS, 0)
     else:  # through `launch`, which prints one line per report
         printed = (ran / "stdout.txt").read_text().splitlines()
-        assert sum(line.startswith('{"step"') for line in printed) == STEPS
+        assert sum(line.startswith(PROGRESS_PREFIX) for line in printed) == STEPS
     assert {"reward", "kl", "entropy", "clip_fraction", "loss"} <= rank0["history"][-1].keys()
     # Each rank prompted its own rows: together, the first slice of the shuffled stream.
     size = (PPO if kind == "ppo" else GRPO)["rollout_batch_size"]
