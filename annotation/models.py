@@ -452,6 +452,9 @@ class DatasetSnapshot(models.Model):
         USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The build's last sign of life (claimed, or another record batch written); beat fails a
+    # build that has been silent too long: its worker died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     built_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

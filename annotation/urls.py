@@ -18,4 +18,5 @@ urlpatterns = [
     path("datasets/", views.dataset_list, name="datasets"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset"),
     path("datasets/<int:pk>/download/", views.dataset_download, name="dataset-download"),
+    path("datasets/<int:pk>/retry/", views.dataset_retry, name="dataset-retry"),
 ]

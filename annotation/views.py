@@ -345,6 +345,19 @@ def dataset_detail(request, pk: int):
 
 
 @role_required(*RESEARCH)
+@require_POST
+def dataset_retry(request, pk: int):
+    """Build a failed snapshot's request again (a new snapshot; the failed one stays)."""
+    snapshot = get_object_or_404(DatasetSnapshot, pk=pk)
+    try:
+        retry = datasets.snapshot_retry(snapshot=snapshot, user=request.user)
+    except datasets.DatasetError as exc:
+        messages.error(request, str(exc))
+        return redirect("annotation:dataset", pk=snapshot.pk)
+    return redirect("annotation:dataset", pk=retry.pk)
+
+
+@role_required(*RESEARCH)
 def dataset_download(request, pk: int):
     """A snapshot's file (`?file=jsonl|parquet|card`), served after the role check rather than
     from MEDIA_URL."""

@@ -187,6 +187,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = _env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 
 TRAINING_HEARTBEAT_TIMEOUT_S = _env_int("TRAINING_HEARTBEAT_TIMEOUT_S", 120, minimum=5)
 
 
+# --- Datasets ----------------------------------------------------------------------------------
+# A snapshot build that has written nothing for this long belongs to a dead worker (a live build
+# records its progress every few seconds).
+DATASET_BUILD_STALE_AFTER_S = _env_int("DATASET_BUILD_STALE_AFTER_S", 300, minimum=30)
+
+
 # --- Cache (rate limits, vote counters) --------------------------------------------------------
 _CACHE_URL = os.environ.get("CACHE_URL", "")
 if _CACHE_URL:
@@ -297,6 +303,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.training_runs_reap_silent",
         "schedule": 60.0,
         "options": {"queue": "default"},
+    },
+    "reap-stale-dataset-builds": {
+        "task": "annotation.tasks.snapshots_reap_stale",
+        "schedule": 60.0,
+    },
+    "requeue-dataset-builds": {
+        "task": "annotation.tasks.snapshots_requeue",
+        "schedule": 120.0,
     },
     "refresh-leaderboards": {
         "task": "arena.tasks.leaderboards_refresh",

@@ -142,6 +142,8 @@ MATRIX = {
     "annotation-api-dataset-download": API_RESEARCHERS
     | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
     "admin": {r: LOGIN for r in ROLES} | {"admin": OK},
+    "annotation:dataset-retry": POST_ONLY
+    | {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "reviewer": FORBIDDEN},
     "api-token-auth": {r: NOT_ALLOWED for r in ROLES},
     "api-me": API_SIGNED_IN,
     "api-schema": EVERYONE,  # the API description is public; the data behind it is not

@@ -33,6 +33,8 @@ Messages = list[dict]
 def messages_text(messages: Sequence[dict]) -> str:
     """A prompt as one string for the standard text formats: the user's text for a single turn
     (a system message goes before it), else the HH transcript ending in an assistant cue."""
+    if len(messages) == 1 and messages[0].get("role") == "user":  # the common case, quickly
+        return messages[0].get("content", "")
     users = [m for m in messages if m.get("role") == "user"]
     if len(users) == 1 and all(m.get("role") in ("system", "user") for m in messages):
         return "\n\n".join(m.get("content", "") for m in messages)

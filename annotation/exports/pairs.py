@@ -15,6 +15,7 @@ answer minus the rejected one's, when both have one.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Hashable, Mapping, Sequence
 from typing import NamedTuple
@@ -70,6 +71,23 @@ def ranking_pairs(groups: Groups, *, strategy: str = "all", ties: str = "drop") 
     else:
         raise ValueError(f"unknown pair strategy {strategy!r}; expected one of {STRATEGIES}")
     return pairs + tied
+
+
+@functools.lru_cache(maxsize=4096)
+def pair_positions(sizes: tuple[int, ...], strategy: str = "all") -> tuple[tuple, tuple]:
+    """The strictly ordered pairs of a ranking whose tie groups have `sizes`, as positions in
+    the ranking flattened best first: (chosen positions, rejected positions), in the order of
+    `ranking_pairs(..., ties="drop")`. Rankings of one shape share them, so a large export
+    works each shape out once and then only picks members by position."""
+    starts = list(itertools.accumulate((0, *sizes)))
+    groups = [range(a, b) for a, b in itertools.pairwise(starts)]
+    if strategy == "best-vs-rest":
+        found = best_vs_rest(groups)
+    elif strategy == "all":
+        found = strict_pairs(groups)
+    else:
+        raise ValueError(f"unknown pair strategy {strategy!r}; expected one of {STRATEGIES}")
+    return tuple(p.chosen for p in found), tuple(p.rejected for p in found)
 
 
 def consensus_groups(rankings: Sequence[Groups], *, tolerance: float = 1e-6) -> list[list]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from datasets import load_dataset
 
@@ -62,6 +64,24 @@ def test_margin_is_the_difference_of_mean_scale_labels_ignoring_flags():
 def test_unknown_strategy_is_refused():
     with pytest.raises(ValueError, match="unknown pair strategy"):
         pairs.ranking_pairs(RANKING, strategy="random")
+
+
+@pytest.mark.parametrize("strategy", ["all", "best-vs-rest"])
+@pytest.mark.parametrize("groups", [
+    [], [[1]], [[1, 2]], [[4], [3], [1, 2]], [[9, 10], [2], [31, 4, 5]], [[1], [2], [3], [4]],
+])
+def test_pair_positions_pick_the_same_pairs_as_ranking_pairs(groups, strategy):
+    chosen, rejected = pairs.pair_positions(tuple(map(len, groups)), strategy)
+    flat = [m for g in groups for m in g]
+    picked = [(flat[c], flat[r]) for c, r in zip(chosen, rejected, strict=True)]
+    assert picked == [(p.chosen, p.rejected)
+                      for p in pairs.ranking_pairs(groups, strategy=strategy, ties="drop")]
+
+
+def test_a_multi_turn_or_system_prompt_is_not_taken_for_a_single_question():
+    assert formats.messages_text([{"role": "user", "content": "hi"}]) == "hi"
+    assert formats.messages_text([{"role": "system", "content": "be brief"},
+                                  {"role": "user", "content": "hi"}]) == "be brief\n\nhi"
 
 
 PROMPT = [{"role": "user", "content": "What is 2+2?"}]
@@ -126,3 +146,4 @@ def test_written_files_load_back_with_datasets(tmp_path, fmt, style):
         assert ds.num_rows == 5
         assert set(schema.names) <= set(ds.column_names)
         assert ds[3]["prompt_id"] == 3
+    assert writer.jsonl_sha256 == hashlib.sha256(paths["jsonl"].read_bytes()).hexdigest()
