@@ -1,10 +1,14 @@
-"""Faults: with the broker down, battles, votes and generation requests still save and the
-requests succeed; the work is sent again once the broker is back; a generation is never run
-twice at once."""
+"""Faults: with the broker down, battles, votes, judgments and generation requests still save
+and the requests succeed; the work is sent again once the broker is back; a generation is never
+run twice at once; a worker killed mid-answer leaves a failed answer, not a battle waiting
+forever; with the database down, requests are answered 503 at once. (A real database restart
+under load: tests/test_db_restart.py.)"""
 
 import os
+import re
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -61,6 +65,58 @@ def test_battles_and_votes_save_while_the_broker_is_down(
     assert Generation.objects.count() == 2
 
 
+JUDGMENT_SCRIPT = """
+import django
+django.setup()
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+from annotation import services
+from annotation.models import Project
+project = Project.objects.get(slug="broker-down")
+services.candidates_generate(project=project, prompts=[project.prompts.get(source="later")])
+client = APIClient()
+client.force_authenticate(User.objects.get(username="ann"))
+task = client.post("/api/annotation/projects/broker-down/tasks/next/")
+assert task.status_code == 200, task.content
+url = f"/api/annotation/tasks/{task.json()['id']}/ranking/"
+ranked = client.post(url, {"order": "B > A"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+assert ranked.status_code == 201, ranked.content
+print("saved", ranked.json()["id"])
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_judgments_and_candidate_requests_save_while_the_broker_is_down(
+    annotator, tiny_contestant, tiny_model_dir
+):
+    from django.db import connection
+
+    from annotation.models import Item, Ranking
+    from tests.annotation.factories import ProjectFactory, PromptFactory, ranking_item
+
+    second = services.contestant_create(
+        name="tiny-two", display_name="Tiny Two", backend="local", model_path=str(tiny_model_dir)
+    )
+    project = ProjectFactory(slug="broker-down", overlap=1, candidates_per_prompt=2)
+    project.contestants.set([tiny_contestant, second])
+    ranking_item(project, k=2)
+    PromptFactory(project=project, source="later")  # its answers are asked for with no broker
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for(connection.settings_dict),
+        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",  # nothing listens there
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    result = subprocess.run([sys.executable, "-c", JUDGMENT_SCRIPT], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranking = Ranking.objects.get()
+    assert f"saved {ranking.id}" in result.stdout and ranking.annotator == annotator
+    waiting = Item.objects.get(prompt__source="later")
+    assert not waiting.is_ready  # until the re-sent generations are answered
+    assert Generation.objects.filter(status=GenerationStatus.PENDING).count() == 2
+
+
 @pytest.mark.django_db
 def test_generations_left_pending_are_sent_again(tiny_contestant):
     old = Generation.objects.create(contestant=tiny_contestant, messages=[])
@@ -83,3 +139,138 @@ def test_a_generation_another_worker_is_answering_is_not_claimed_again(tiny_cont
     services.generation_execute(generation_id=busy.pk)  # its worker died: taken over
     busy.refresh_from_db()
     assert busy.status == GenerationStatus.SUCCEEDED
+
+
+# --------------------------------------------------------------------------- a worker killed
+
+
+BATTLE_SCRIPT = """
+import django
+django.setup()
+from django.contrib.auth.models import User
+from arena import battles
+actor = battles.Actor(user=User.objects.get(username="ann"), ip="10.1.1.2")
+print(battles.battle_start(actor=actor, prompt="take your time").public_id)
+"""
+
+
+def _private_broker(folder: Path) -> dict[str, str]:
+    """A filesystem broker of this test's own: no other worker of the session takes its tasks."""
+    for sub in ("queue", "processed", "control"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {"CELERY_BROKER_URL": "filesystem://", "CELERY_FILESYSTEM_BROKER_DIR": str(folder)}
+
+
+def _in_child(script: str, env: dict[str, str]) -> str:
+    result = subprocess.run([sys.executable, *script.split("\0")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip()
+
+
+def _finished(generation: Generation, worker) -> None:
+    from tests.support.worker import wait_for
+
+    try:
+        wait_for(lambda: Generation.objects.get(pk=generation.pk).is_finished, timeout=90)
+    except TimeoutError:
+        pytest.fail(f"generation {generation.pk} never finished. Worker log:\n{worker.log()}")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_battle_whose_worker_is_killed_mid_answer_ends_failed_not_stuck(
+    annotator, annotator_client, api_client, tmp_path
+):
+    """kill -9 of the worker while it waits on a model: the answer it held is lost with it (the
+    broker does not hand it out again within the test), the other side is answered by the next
+    worker, and the reaper fails the lost one, so the page shows an error and no vote opens."""
+    from django.db import connection
+
+    from tests.support.slow_endpoint import SlowEndpoint
+    from tests.support.worker import WorkerProcess, wait_for
+
+    env = {**os.environ, "DATABASE_URL": database_url_for(connection.settings_dict),
+           "DJANGO_SETTINGS_MODULE": "config.settings", **_private_broker(tmp_path / "broker")}
+    with SlowEndpoint() as endpoint:
+        for side in ("slow-a", "slow-b"):
+            services.contestant_create(name=side, display_name=side.title(), backend="openai",
+                                       endpoint_url=endpoint.base_url, endpoint_model="stub",
+                                       max_retries=0, request_timeout_s=300)  # fmt: skip
+        first = WorkerProcess(database_url=env["DATABASE_URL"], env=env).start()
+        public_id = _in_child(f"-c\0{BATTLE_SCRIPT}", env)
+        try:
+            assert endpoint.arrived.wait(90), "no generation started:\n" + first.log()
+            running = wait_for(lambda: Generation.objects.filter(status="running").first())
+        finally:
+            first.kill()
+        killed_at = timezone.now()
+        endpoint.released.set()
+        # The next worker reaps anything running for more than 10 s (the smallest setting).
+        second = WorkerProcess(database_url=env["DATABASE_URL"],
+                               env={**env, "GENERATION_STALE_AFTER_S": "10"})  # fmt: skip
+        second.start(purge=False)  # the other side's task still waits in the queue
+        try:
+            other = Generation.objects.exclude(pk=running.pk).get()
+            _finished(other, second)
+            running.refresh_from_db()
+            stuck_for = (timezone.now() - running.updated_at).total_seconds()
+            assert running.status == GenerationStatus.RUNNING, "nothing should have touched it"
+            time.sleep(max(0.0, 10.5 - stuck_for))
+            _in_child("-m\0celery\0-A\0config\0call\0arena.tasks.generations_reap_stale", env)
+            _finished(running, second)
+        finally:
+            second.stop()
+    running.refresh_from_db()
+    other.refresh_from_db()
+    print(f"\nkilled worker's answer: {running.status} after {running.attempts} attempt(s), "
+          f"{(running.finished_at - killed_at).total_seconds():.1f} s after the kill "
+          f"({running.error!r}); other side: {other.status}; endpoint requests "
+          f"{endpoint.requests}")
+    assert running.status == GenerationStatus.FAILED and "worker stopped" in running.error
+    assert other.status == GenerationStatus.SUCCEEDED, other.error
+    page = annotator_client.get(f"/arena/battles/{public_id}/").content.decode()
+    assert "This answer failed" in page and "worker stopped answering" in page
+    votes = re.findall(r'<button name="winner"[^>]*>', page)
+    assert len(votes) == 4 and all("disabled" in b for b in votes), votes
+    assert 'hx-trigger="every 1s"' not in page  # finished: the page stops polling
+    api_client.force_authenticate(annotator)
+    vote = api_client.post(f"/api/battles/{public_id}/vote/", {"winner": "tie"}, format="json")
+    assert vote.status_code == 409 and "failed" in vote.json()["detail"]
+    assert not Battle.objects.get().is_voted
+
+
+# --------------------------------------------------------------------------- database down
+
+
+@pytest.fixture
+def database_down(monkeypatch):
+    """Every query fails as it does while PostgreSQL restarts (the end-to-end check with a real
+    restart is tests/test_db_restart.py, on PostgreSQL)."""
+    from django.db import OperationalError
+    from django.db.backends.utils import CursorWrapper
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused: is the server running on 127.0.0.1:5432?")
+
+    monkeypatch.setattr(CursorWrapper, "execute", refuse)
+
+
+@pytest.mark.django_db
+def test_while_the_database_is_down_every_answer_is_503_saying_so(
+    api_client, annotator, client, database_down
+):
+    api_client.force_authenticate(annotator)
+    answers = {
+        "api": api_client.get("/api/me/"),
+        "health": client.get("/healthz"),
+        "openai": api_client.get("/v1/models"),
+        "page": client.get("/"),
+    }
+    assert {name: r.status_code for name, r in answers.items()} == dict.fromkeys(answers, 503)
+    assert all(r["Retry-After"] == "5" for r in answers.values())
+    assert "try again" in answers["api"].json()["detail"]
+    assert "try again" in answers["health"].json()["detail"]
+    assert answers["openai"].json()["error"]["type"] == "server_error"
+    assert answers["page"]["Content-Type"].startswith("text/plain")
+    assert b"try again" in answers["page"].content

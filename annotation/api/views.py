@@ -170,6 +170,7 @@ class TaskRanking(APIView):
     permission_classes = [ANNOTATE]
 
     @extend_schema(request=RankingSubmitSerializer, responses={201: RankingSerializer})
+    @idempotent
     def post(self, request, assignment_id: int):
         data = RankingSubmitSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -186,6 +187,7 @@ class TaskDemonstration(APIView):
     permission_classes = [ANNOTATE]
 
     @extend_schema(request=DemonstrationSubmitSerializer, responses={201: DemonstrationSerializer})
+    @idempotent
     def post(self, request, assignment_id: int):
         data = DemonstrationSubmitSerializer(data=request.data)
         data.is_valid(raise_exception=True)

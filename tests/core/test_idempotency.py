@@ -94,3 +94,39 @@ def test_keys_belong_to_their_user(api_client, annotator, researcher, tiny_conte
         api_client.force_authenticate(user)
         api_client.post("/api/generations/", payload, format="json", HTTP_IDEMPOTENCY_KEY="k")
     assert Generation.objects.count() == 2
+
+
+def test_a_replayed_ranking_returns_the_first_answer_and_stores_one_judgment(client_):
+    from annotation.models import Ranking
+    from tests.annotation.factories import ProjectFactory, ranking_item
+
+    project = ProjectFactory(overlap=2)
+    ranking_item(project, k=2)
+    task = client_.post(f"/api/annotation/projects/{project.slug}/tasks/next/").json()
+    url = f"/api/annotation/tasks/{task['id']}/ranking/"
+    first = client_.post(url, {"order": "A > B"}, format="json", HTTP_IDEMPOTENCY_KEY="r1")
+    # The client never saw the first answer (a dropped connection) and sends it again.
+    replay = client_.post(url, {"order": "A > B"}, format="json", HTTP_IDEMPOTENCY_KEY="r1")
+    assert first.status_code == replay.status_code == 201
+    assert replay.json() == first.json() and replay["Idempotent-Replayed"] == "true"
+    assert Ranking.objects.count() == 1
+    # Without the key, the same resubmission is refused: the task is already done.
+    assert client_.post(url, {"order": "B > A"}, format="json").status_code == 409
+    assert Ranking.objects.get().groups == first.json()["groups"]
+
+
+def test_a_replayed_demonstration_stores_one_demonstration(client_):
+    from annotation.models import Demonstration, Item, TaskKind
+    from tests.annotation.factories import ProjectFactory, PromptFactory
+
+    project = ProjectFactory(overlap=1, task_kinds=["demonstration"])
+    Item.objects.create(project=project, prompt=PromptFactory(project=project),
+                        kind=TaskKind.DEMONSTRATION)  # fmt: skip
+    task = client_.post(f"/api/annotation/projects/{project.slug}/tasks/next/").json()
+    url = f"/api/annotation/tasks/{task['id']}/demonstration/"
+    body = {"text": "The ideal answer."}
+    first = client_.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="d1")
+    replay = client_.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="d1")
+    assert first.status_code == replay.status_code == 201
+    assert replay.json() == first.json() and replay["Idempotent-Replayed"] == "true"
+    assert Demonstration.objects.count() == 1

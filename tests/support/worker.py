@@ -25,21 +25,35 @@ def database_url_for(settings_dict: dict) -> str:
 
 
 class WorkerProcess:
-    def __init__(self, *, database_url: str, queues: str = "default,generate,gpu"):
-        self.env = {**os.environ, "DATABASE_URL": database_url, "HF_HUB_OFFLINE": "1"}
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        queues: str = "default,generate,gpu",
+        env: dict[str, str] | None = None,
+    ):
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "HF_HUB_OFFLINE": "1",
+            **(env or {}),
+        }
         self.queues = queues
         self.lines: list[str] = []
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 90) -> WorkerProcess:
-        # Forget messages left by earlier runs: they name rows of another database.
-        subprocess.run(
-            [sys.executable, "-m", "celery", "-A", "config", "purge", "-f", "-Q", self.queues],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            timeout=60,
-        )
+    def start(self, timeout: float = 90, *, purge: bool = True) -> WorkerProcess:
+        """Start and wait until ready. `purge=False` keeps what waits in the queues (a worker
+        that takes over from a dead one)."""
+        if purge:
+            # Forget messages left by earlier runs: they name rows of another database.
+            subprocess.run(
+                [sys.executable, "-m", "celery", "-A", "config", "purge", "-f", "-Q", self.queues],
+                cwd=ROOT,
+                env=self.env,
+                capture_output=True,
+                timeout=60,
+            )
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -88,6 +102,12 @@ class WorkerProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+    def kill(self) -> None:
+        """SIGKILL, as the kernel's OOM killer or a lost machine would: no clean-up runs."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=20)
 
     def log(self) -> str:
         return "".join(self.lines[-60:])
