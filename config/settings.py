@@ -187,6 +187,13 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = _env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 
 # --- Training ----------------------------------------------------------------------------------
 # A running run that has not reported for this long belongs to a dead worker.
 TRAINING_HEARTBEAT_TIMEOUT_S = _env_int("TRAINING_HEARTBEAT_TIMEOUT_S", 120, minimum=5)
+# Processes per node for one run (0: one per visible GPU, one on a machine without). More than
+# one, or any TRAINING_TORCHRUN_ARGS (for several machines, e.g. "--nnodes 2 --node-rank 0
+# --rdzv-backend c10d --rdzv-endpoint head:29500"), runs the job under torchrun.
+TRAINING_PROCESSES = _env_int("TRAINING_PROCESSES", 0)
+TRAINING_TORCHRUN_ARGS = os.environ.get("TRAINING_TORCHRUN_ARGS", "")
+# A judge's scoring or flagging job running longer than this belongs to a dead worker.
+JUDGE_JOB_TIMEOUT_S = _env_int("JUDGE_JOB_TIMEOUT_S", 3 * 3600, minimum=60)
 
 
 # --- Datasets ----------------------------------------------------------------------------------
@@ -249,6 +256,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DatasetFormatEnum": "annotation.models.SnapshotFormat",
         "ImportFileFormatEnum": ["", "jsonl", "csv", "parquet"],
+        # Two different "kind" choice sets: a training run's and a judge job's.
+        "TrainingRunKindEnum": "training.models.RunKind",
+        "JudgeJobKindEnum": "training.models.JudgeJobKind",
     },
 }
 
@@ -299,6 +309,16 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-training-runs": {
         "task": "training.tasks.training_runs_requeue",
         "schedule": 120.0,
+        "options": {"queue": "default"},
+    },
+    "requeue-judge-jobs": {
+        "task": "training.tasks.judge_jobs_requeue",
+        "schedule": 120.0,
+        "options": {"queue": "default"},
+    },
+    "requeue-training-reports": {
+        "task": "training.tasks.training_reports_requeue",
+        "schedule": 300.0,
         "options": {"queue": "default"},
     },
     "reap-silent-training-runs": {

@@ -8,7 +8,7 @@ from arena.api import openai
 from arena.api.views import BattleViewSet, ContestantViewSet, GenerationViewSet, LeaderboardView
 from core import api as core_api
 from core import views as core_views
-from training.api import TrainingRunViewSet
+from training.api import JudgeViewSet, TrainingRunViewSet
 
 router = DefaultRouter()
 router.include_format_suffixes = False  # one URL per resource
@@ -16,6 +16,7 @@ router.register("contestants", ContestantViewSet, basename="contestant")
 router.register("generations", GenerationViewSet, basename="generation")
 router.register("battles", BattleViewSet, basename="battle")
 router.register("training/runs", TrainingRunViewSet, basename="training-run")
+router.register("training/judges", JudgeViewSet, basename="judge")
 
 api_patterns = [
     path("auth/token/", core_api.TokenView.as_view(), name="api-token-auth"),

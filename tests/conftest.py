@@ -126,6 +126,30 @@ def tiny_contestant(db, tiny_model_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_judge_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A reward model (tiny Llama with a seeded scalar head), saved once."""
+    import torch
+
+    from training.core.common import load_reward_model, load_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-judge")
+    tokenizer = load_tokenizer(tiny_model_dir)
+    torch.manual_seed(0)
+    model = load_reward_model(tiny_model_dir, pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def judge(db, tiny_judge_dir):
+    """A registered judge with the tiny reward model."""
+    from training.models import RewardModel
+
+    return RewardModel.objects.create(name="tiny-judge", path=str(tiny_judge_dir))
+
+
+@pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """Debian's chromium, never a downloaded browser."""
     return {

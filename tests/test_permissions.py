@@ -8,7 +8,7 @@ from annotation import services as annotation_services
 from annotation.models import DatasetSnapshot
 from arena import battles, services
 from arena.models import Generation
-from training.models import TrainingRun
+from training.models import RewardModel, TrainingRun
 
 ROLES = ("anonymous", "outsider", "annotator", "reviewer", "researcher", "admin")
 OK, LOGIN, API_AUTH, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 302, 401, 403, 404, 405
@@ -102,10 +102,27 @@ MATRIX = {
         "reviewer": FORBIDDEN,
         "researcher": FORBIDDEN,
     },
+    "training:judge": RESEARCHERS,
+    "training:judge-jobs": POST_ONLY
+    | {
+        "anonymous": LOGIN,
+        "outsider": FORBIDDEN,
+        "annotator": FORBIDDEN,
+        "reviewer": FORBIDDEN,
+        "researcher": FORBIDDEN,
+    },
+    "training:judge-best-of-n": POST_ONLY
+    | {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "reviewer": FORBIDDEN},
     "training-run-list": API_RESEARCHERS,
     "training-run-detail": API_RESEARCHERS,
     "training-run-cancel": API_ADMINS_POST,
     "training-run-resume": API_ADMINS_POST,
+    "judge-list": API_RESEARCHERS,
+    "judge-detail": API_RESEARCHERS,
+    "judge-jobs": API_ADMINS_POST,
+    # (a GET names no action, so only admins pass the role check; researchers POST to it,
+    # see tests/training/test_judges.py)
+    "judge-best-of-n": API_ADMINS_POST,
     "annotation:projects": SIGNED_IN,
     "annotation:project": SIGNED_IN,
     "annotation:next": ANNOTATORS | {"annotator": LOGIN, "reviewer": LOGIN, "admin": LOGIN},
@@ -125,6 +142,8 @@ MATRIX = {
     # (no snapshot with the world's id exists: researchers and admins get 404, others 403)
     "annotation:dataset": RESEARCHERS | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
     "annotation:dataset-download": RESEARCHERS | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
+    "annotation:dataset-retry": POST_ONLY
+    | {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "reviewer": FORBIDDEN},
     "annotation-api-projects": API_RESEARCHERS,
     "annotation-api-project": API_RESEARCHERS,
     "annotation-api-prompts": API_RESEARCHERS,
@@ -142,8 +161,6 @@ MATRIX = {
     "annotation-api-dataset-download": API_RESEARCHERS
     | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
     "admin": {r: LOGIN for r in ROLES} | {"admin": OK},
-    "annotation:dataset-retry": POST_ONLY
-    | {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "reviewer": FORBIDDEN},
     "api-token-auth": {r: NOT_ALLOWED for r in ROLES},
     "api-me": API_SIGNED_IN,
     "api-schema": EVERYONE,  # the API description is public; the data behind it is not
@@ -196,6 +213,7 @@ def world(db, annotator, tiny_contestant, tiny_model_dir):
     assignment = annotation_services.task_next(project=project, user=annotator)
     snapshot = DatasetSnapshot.objects.create(name="s", source="rankings", format="preference")
     run = TrainingRun.objects.create(kind="dpo", base_model=tiny_contestant, snapshot=snapshot)
+    judge = RewardModel.objects.create(name="judge", path="/models/judge")
     return {
         "public_id": battle.public_id,
         "generation_id": generation.pk,
@@ -204,6 +222,7 @@ def world(db, annotator, tiny_contestant, tiny_model_dir):
         "slug": project.slug,
         "assignment_id": assignment.pk,
         "run_id": run.pk,
+        "judge_id": judge.pk,
         "kind": "ranking",
         "work_id": 1,
     }
@@ -214,6 +233,8 @@ def _url(name: str, world: dict) -> str:
         return "/admin/"
     if name.startswith("training-run-") and name != "training-run-list":
         return reverse(name, kwargs={"pk": world["run_id"]})
+    if name.startswith("judge-") and name != "judge-list":
+        return reverse(name, kwargs={"pk": world["judge_id"]})
     for kwargs in (
         {},
         {"public_id": world["public_id"]},
@@ -224,6 +245,7 @@ def _url(name: str, world: dict) -> str:
         {"assignment_id": world["assignment_id"]},
         {"kind": world["kind"], "work_id": world["work_id"]},
         {"run_id": world["run_id"]},
+        {"judge_id": world["judge_id"]},
     ):
         try:
             return reverse(name, kwargs=kwargs)

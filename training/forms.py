@@ -3,7 +3,7 @@ import json
 from django import forms
 
 from arena.models import Contestant
-from training.models import RunKind
+from training.models import JudgeJobKind, RunKind
 
 
 class RunForm(forms.Form):
@@ -22,6 +22,14 @@ class RunForm(forms.Form):
         help_text="PPO/GRPO: a trained reward model that scores the rollouts.",
     )
     verifier = forms.ChoiceField(required=False, help_text="PPO/GRPO: or a verifiable reward.")
+    eval_judge = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        to_field_name="name",
+        label="Evaluation judge",
+        help_text="Policy runs: a held-out reward model that judges the new policy against its "
+        "parent after training.",
+    )
     hyperparameters = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
@@ -36,6 +44,7 @@ class RunForm(forms.Form):
 
         super().__init__(*args, **kwargs)
         self.fields["reward_model"].queryset = RewardModel.objects.filter(is_active=True)
+        self.fields["eval_judge"].queryset = RewardModel.objects.filter(is_active=True)
         self.fields["verifier"].choices = [("", "—")] + [(v, v) for v in verifier_names()]
         self.fields["snapshot"].queryset = DatasetSnapshot.objects.filter(status="ready")
         self.fields["loss_type"].choices = [("", "—")] + [(t, t) for t in loss_types()]
@@ -49,3 +58,48 @@ class RunForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError("Give the settings as a JSON object.")
         return value
+
+
+class JudgeJobForm(forms.Form):
+    """Start scoring or flagging with a judge."""
+
+    kind = forms.ChoiceField(choices=JudgeJobKind.choices)
+    project = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        to_field_name="slug",
+        help_text="Candidates and flagging: the annotation project.",
+    )
+    threshold = forms.FloatField(
+        required=False,
+        min_value=0.01,
+        help_text="Flagging: the smallest reward margin (judge's preference against the "
+        "annotator's) that sends a ranking back to review.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        from annotation.models import Project
+
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = Project.objects.order_by("name")
+
+
+class BestOfNForm(forms.Form):
+    contestant = forms.ModelChoiceField(
+        queryset=Contestant.objects.local().active(),
+        to_field_name="name",
+        label="Policy",
+        help_text="A model with local weights; it samples the answers.",
+    )
+    prompt = forms.CharField(max_length=8000, widget=forms.Textarea(attrs={"rows": 3}))
+    n = forms.IntegerField(min_value=1, max_value=16, initial=4)
+    temperature = forms.FloatField(
+        required=False,
+        min_value=0.01,
+        max_value=2.0,
+        help_text="Empty: the model's own (0.7 when it decodes greedily).",
+    )
+    max_new_tokens = forms.IntegerField(
+        required=False, min_value=1, max_value=1024, help_text="Empty: the model's own."
+    )
+    seed = forms.IntegerField(required=False, initial=0, min_value=0)

@@ -28,6 +28,15 @@ class RunStatus(models.TextChoices):
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
+class ReportStatus(models.TextChoices):
+    """The evaluation report of a policy run, written after training succeeds."""
+
+    NONE = "", "No report"
+    PENDING = "pending", "Being computed"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
 class TrainingRunQuerySet(models.QuerySet):
     def active(self) -> TrainingRunQuerySet:
         return self.filter(status__in=ACTIVE_STATUSES)
@@ -61,6 +70,14 @@ class TrainingRun(models.Model):
         related_name="+",
         help_text="PPO/GRPO: the reward model that scores rollouts.",
     )
+    eval_judge = models.ForeignKey(
+        "training.RewardModel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Policy runs: a held-out reward model that judges the evaluation report.",
+    )
     verifier = models.CharField(
         max_length=50, blank=True, help_text="PPO/GRPO: a verifiable reward function."
     )
@@ -93,6 +110,12 @@ class TrainingRun(models.Model):
         on_delete=models.SET_NULL,
         related_name="source_run",
         help_text="The policy this run produced, in the arena.",
+    )
+    report_status = models.CharField(
+        max_length=10, choices=ReportStatus.choices, default=ReportStatus.NONE, blank=True
+    )
+    report = models.JSONField(
+        default=dict, blank=True, help_text="Policy runs: evaluation against the parent model."
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -157,3 +180,120 @@ class RewardModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class JudgeScore(models.Model):
+    """A judge's reward for one answer: one side of an arena battle (its last answer, given the
+    conversation before it) or one annotation candidate (a `Completion` of a prompt)."""
+
+    judge = models.ForeignKey(RewardModel, on_delete=models.CASCADE, related_name="scores")
+    battle = models.ForeignKey(
+        "arena.Battle", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    side = models.CharField(max_length=1, blank=True, help_text="Battles: `a` or `b`.")
+    completion = models.ForeignKey(
+        "annotation.Completion", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    score = models.FloatField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # These unique indexes are also how scores are looked up (judge first).
+            models.UniqueConstraint(
+                fields=["judge", "battle", "side"],
+                condition=models.Q(battle__isnull=False),
+                name="judge_score_once_per_battle_side",
+            ),
+            models.UniqueConstraint(
+                fields=["judge", "completion"],
+                condition=models.Q(completion__isnull=False),
+                name="judge_score_once_per_completion",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(battle__isnull=False, completion__isnull=True, side__in=["a", "b"])
+                    | models.Q(battle__isnull=True, completion__isnull=False, side="")
+                ),
+                name="judge_score_one_target",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = f"battle {self.battle_id}{self.side}" if self.battle_id else self.completion_id
+        return f"{self.judge_id} on {target}: {self.score:.3f}"
+
+
+class JudgeJobKind(models.TextChoices):
+    SCORE_BATTLES = "score_battles", "Score arena battles"
+    SCORE_CANDIDATES = "score_candidates", "Score a project's candidate answers"
+    FLAG_RANKINGS = "flag_rankings", "Flag rankings the judge disagrees with"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class JudgeJob(models.Model):
+    """Background work of a judge (on the `gpu` queue): scoring battles or a project's
+    candidates, or flagging a project's rankings; `result` holds what it did."""
+
+    judge = models.ForeignKey(RewardModel, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=20, choices=JudgeJobKind.choices)
+    project = models.ForeignKey(
+        "annotation.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    threshold = models.FloatField(
+        null=True, blank=True, help_text="Flagging: the smallest reward margin that flags."
+    )
+    status = models.CharField(
+        max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
+    )
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by {self.judge_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class JudgeFlag(models.Model):
+    """A ranking a judge disagreed with by at least the job's threshold, sent back to review.
+    Kept so that a ranking a reviewer accepted again is not flagged again by the same judge."""
+
+    judge = models.ForeignKey(RewardModel, on_delete=models.CASCADE, related_name="flags")
+    ranking = models.ForeignKey(
+        "annotation.Ranking", on_delete=models.CASCADE, related_name="judge_flags"
+    )
+    preferred = models.ForeignKey(
+        "annotation.Completion",
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The answer the judge prefers (the annotator ranked it lower).",
+    )
+    over = models.ForeignKey("annotation.Completion", on_delete=models.CASCADE, related_name="+")
+    margin = models.FloatField(help_text="Judge reward of `preferred` minus that of `over`.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["judge", "ranking"], name="judge_flag_once")]
+
+    def __str__(self) -> str:
+        return f"{self.judge_id} flags ranking {self.ranking_id} ({self.margin:.2f})"

@@ -1,9 +1,12 @@
-"""Reads of training: run lists, the run page's charts, the model tree."""
+"""Reads of training: run lists, the run page's charts, the model tree, judges and their
+agreement with people, a run's arena rating."""
 
 from __future__ import annotations
 
+from django.db.models import Avg, Count
+
 from arena.models import Contestant
-from training.models import TrainingRun
+from training.models import JudgeScore, RewardModel, TrainingRun
 
 # Metrics drawn on the run page, in this order, when the trainer reports them.
 CHART_METRICS = (
@@ -79,3 +82,85 @@ def model_tree() -> list[dict]:
         return out
 
     return build(None, 0)
+
+
+def judge_list():
+    return RewardModel.objects.select_related("run", "base_model")
+
+
+def judge_agreement(*, judge: RewardModel) -> dict:
+    """How often the judge prefers the side people voted for, over voted battles with a
+    winner (ties and "both bad" say nothing about a preference and are counted apart). A
+    battle where the judge scores both sides the same counts half."""
+    rows = JudgeScore.objects.filter(judge=judge, battle__winner__in=("model_a", "model_b"))
+    sides: dict[int, dict] = {}
+    for battle_id, side, score, winner in rows.values_list(
+        "battle_id", "side", "score", "battle__winner"
+    ).iterator(chunk_size=5000):
+        sides.setdefault(battle_id, {"winner": winner})[side] = score
+    agree = 0.0
+    compared = 0
+    for entry in sides.values():
+        if "a" not in entry or "b" not in entry:
+            continue
+        compared += 1
+        if entry["a"] == entry["b"]:
+            agree += 0.5
+        elif (entry["a"] > entry["b"]) == (entry["winner"] == "model_a"):
+            agree += 1
+    scored = JudgeScore.objects.filter(judge=judge, side="a").count()
+    no_preference = JudgeScore.objects.filter(
+        judge=judge, side="a", battle__winner__in=("tie", "both_bad")
+    ).count()
+    return {
+        "battles_scored": scored,
+        "compared": compared,
+        "agreement": agree / compared if compared else None,
+        "ties_or_both_bad": no_preference,
+        "unvoted": JudgeScore.objects.filter(judge=judge, side="a", battle__winner="").count(),
+    }
+
+
+def judge_summary(*, judge: RewardModel) -> dict:
+    """What the judge page shows: agreement with votes, scored candidates per project, recent
+    jobs and flags."""
+    candidates = (
+        JudgeScore.objects.filter(judge=judge, completion__isnull=False)
+        .values("completion__prompt__project__slug", "completion__prompt__project__name")
+        .annotate(n=Count("id"), mean=Avg("score"))
+        .order_by("completion__prompt__project__name")
+    )
+    jobs = list(judge.jobs.select_related("project")[:20])
+    return {
+        "agreement": judge_agreement(judge=judge),
+        "candidates": [
+            {
+                "slug": c["completion__prompt__project__slug"],
+                "name": c["completion__prompt__project__name"],
+                "n": c["n"],
+                "mean": c["mean"],
+            }
+            for c in candidates
+        ],
+        "jobs": jobs,
+        "active": any(job.is_active for job in jobs),
+        "flags": list(judge.flags.select_related("ranking__project", "ranking__annotator")[:50]),
+        "flag_count": judge.flags.count(),
+    }
+
+
+def run_arena(run: TrainingRun) -> dict | None:
+    """The run's policy and its parent on the newest overall leaderboard snapshot (read live:
+    ratings move with every vote). None for runs with no policy in the arena."""
+    from arena.selectors import leaderboard_latest
+
+    if run.result_contestant_id is None:
+        return None
+    snapshot = leaderboard_latest()
+    rows = {r["model"]: r for r in snapshot.rows} if snapshot else {}
+    return {
+        "computed_at": snapshot.computed_at if snapshot else None,
+        "battles": snapshot.battles if snapshot else 0,
+        "policy": rows.get(run.result_contestant.name),
+        "parent": rows.get(run.base_model.name),
+    }

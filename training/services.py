@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shlex
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -121,6 +123,7 @@ def training_run_validate(
     hyperparameters: dict,
     reward_model=None,
     verifier: str = "",
+    eval_judge=None,
 ) -> None:
     """Refuse invalid combinations before anything is queued."""
     if kind not in SNAPSHOT_FORMATS:
@@ -148,6 +151,15 @@ def training_run_validate(
             )
     elif reward_model or verifier:
         raise RunError("Only PPO and GRPO runs take a judge or a verifier.")
+    if eval_judge is not None:
+        if kind == RunKind.REWARD:
+            raise RunError("A reward-model run has no policy to evaluate; leave out eval_judge.")
+        if not eval_judge.is_active:
+            raise RunError(f"Judge {eval_judge.name} is not active.")
+        if reward_model is not None and eval_judge.pk == reward_model.pk:
+            raise RunError(
+                "The evaluation judge must be held out: not the judge the run trains against."
+            )
     run_config(
         kind=kind,
         loss_type=loss_type,
@@ -166,10 +178,13 @@ def training_run_create(
     hyperparameters: dict | None = None,
     reward_model=None,
     verifier: str = "",
+    eval_judge=None,
     user=None,
 ) -> TrainingRun:
     """Validate and queue a run. PPO and GRPO take exactly one reward source: a registered
-    reward model (`reward_model`, a RewardModel) or a verifier's name."""
+    reward model (`reward_model`, a RewardModel) or a verifier's name. Policy runs may name an
+    `eval_judge` (a RewardModel, ideally not the one they trained against) that judges their
+    evaluation report."""
     from training.tasks import training_run_execute
 
     hyperparameters = dict(hyperparameters or {})
@@ -181,6 +196,7 @@ def training_run_create(
         hyperparameters=hyperparameters,
         reward_model=reward_model,
         verifier=verifier,
+        eval_judge=eval_judge,
     )
     with transaction.atomic():
         run = TrainingRun.objects.create(
@@ -191,6 +207,7 @@ def training_run_create(
             hyperparameters=hyperparameters,
             judge=reward_model,
             verifier=verifier,
+            eval_judge=eval_judge,
             created_by=user if user is not None and user.is_authenticated else None,
         )
         enqueue_on_commit(training_run_execute, run.id)
@@ -293,6 +310,40 @@ class _Reporter:
         return self.cancel
 
 
+class _Heartbeat:
+    """Marks the run alive from a side thread while it trains, also through the long stretches
+    without progress (loading the model, the reference pass, a slow first step), so that only
+    a dead worker falls silent for TRAINING_HEARTBEAT_TIMEOUT_S."""
+
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        self.every_s = max(1.0, settings.TRAINING_HEARTBEAT_TIMEOUT_S / 4)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self.stop.wait(self.every_s):
+                try:
+                    TrainingRun.objects.filter(
+                        pk=self.run_id, status=RunStatus.RUNNING
+                    ).update(heartbeat_at=timezone.now())
+                except Exception:  # noqa: BLE001 - a missed beat is retried at the next one
+                    logger.warning("Heartbeat of run %s not written", self.run_id, exc_info=True)
+        finally:
+            connection.close()
+
+
 def _number(value):
     try:
         return float(value)
@@ -335,7 +386,8 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         + (f", resuming from {resume.name}" if resume else "")
     )
     try:
-        result = _train(run, reporter, output, resume)
+        with _Heartbeat(run.pk):
+            result = _train(run, reporter, output, resume)
     except Exception as exc:  # the run must end in a state that says what happened
         logger.exception("Training run %s failed", run.pk)
         return _finish(
@@ -366,15 +418,35 @@ def _train(run: TrainingRun, reporter: _Reporter, output: Path, resume):
     base = contestant_model_path(run.base_model)
     reporter.log(f"{len(rows)} rows from snapshot {run.snapshot_id}; base model {base}")
     reporter.flush()
-    return train(
-        config,
-        rows,
-        base,
-        output / "train",
-        on_progress=reporter.progress,
-        should_cancel=reporter.should_cancel,
-        resume_from=resume,
+    calls = {
+        "on_progress": reporter.progress,
+        "should_cancel": reporter.should_cancel,
+        "resume_from": resume,
+    }
+    processes, torchrun_args = training_processes(), shlex.split(settings.TRAINING_TORCHRUN_ARGS)
+    if processes == 1 and not torchrun_args:
+        return train(config, rows, base, output / "train", **calls)
+    # Several GPUs or machines: this task only watches; torchrun runs the ranks.
+    from training.core.launch import train_under_torchrun
+
+    reporter.log(
+        f"torchrun: {processes} processes per node {' '.join(torchrun_args) or '--standalone'}"
     )
+    reporter.flush()
+    return train_under_torchrun(
+        run.kind, config, rows, base, output / "train",
+        processes=processes, log=reporter.log,
+        torchrun_args=torchrun_args or ("--standalone",), **calls,
+    )
+
+
+def training_processes() -> int:
+    """Training processes per node for one run: TRAINING_PROCESSES, or one per visible GPU."""
+    if settings.TRAINING_PROCESSES > 0:
+        return settings.TRAINING_PROCESSES
+    import torch
+
+    return max(1, torch.cuda.device_count())
 
 
 def _finish(
@@ -394,6 +466,7 @@ def _finish(
 
 
 def _succeed(run: TrainingRun, reporter: _Reporter, result) -> TrainingRun:
+    run.error = ""  # a reaper that misjudged a slow stretch as a dead worker was wrong
     run.artifact_dir = result.model_dir or ""
     run.summary = {k: _number(v) for k, v in result.metrics.items()}
     run.data_hash = result.data_hash
@@ -402,14 +475,19 @@ def _succeed(run: TrainingRun, reporter: _Reporter, result) -> TrainingRun:
     reporter.log("succeeded; model saved to " + run.artifact_dir)
     reporter.flush(step=result.total_steps or result.step, total=result.total_steps)
     with transaction.atomic():
-        run.save(update_fields=["artifact_dir", "summary", "data_hash", "status", "finished_at"])
+        run.save(
+            update_fields=["error", "artifact_dir", "summary", "data_hash", "status", "finished_at"]
+        )
         training_run_register(run=run)
     return run
 
 
 def training_run_register(*, run: TrainingRun) -> None:
     """Bring a finished run's result back into the platform, once: a policy becomes an arena
-    contestant (its lineage: parent, run, snapshot); a reward model becomes a judge."""
+    contestant (its lineage: parent, run, snapshot) and its evaluation report is started; a
+    reward model becomes a judge."""
+    from training.reports import training_run_report_start
+
     base = run.base_model
     if run.kind == RunKind.REWARD:
         RewardModel.objects.get_or_create(
@@ -443,6 +521,7 @@ def training_run_register(*, run: TrainingRun) -> None:
     )
     run.result_contestant = contestant
     run.save(update_fields=["result_contestant"])
+    training_run_report_start(run=run)
 
 
 def training_runs_reap_silent() -> int:

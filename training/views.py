@@ -4,9 +4,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.permissions import role_required
 from core.roles import Role
-from training import selectors, services
-from training.forms import RunForm
-from training.models import RunKind, RunStatus, TrainingRun
+from training import judges, selectors, services
+from training.forms import BestOfNForm, JudgeJobForm, RunForm
+from training.models import RewardModel, RunKind, RunStatus, TrainingRun
 
 VIEW = (Role.RESEARCHER, Role.ADMIN)
 
@@ -19,6 +19,7 @@ def training_home(request):
     context = {
         "runs": selectors.run_list(status=status, kind=kind)[:200],
         "tree": selectors.model_tree(),
+        "judges": selectors.judge_list(),
         "statuses": RunStatus.choices,
         "kinds": RunKind.choices,
         "status": status,
@@ -42,6 +43,7 @@ def run_new(request):
                 hyperparameters=data["hyperparameters"],
                 reward_model=data["reward_model"],
                 verifier=data["verifier"],
+                eval_judge=data["eval_judge"],
                 user=request.user,
             )
         except services.RunError as exc:
@@ -61,10 +63,16 @@ def run_new(request):
 @require_GET
 def run_detail(request, run_id: int):
     run = get_object_or_404(
-        TrainingRun.objects.select_related("base_model", "snapshot", "result_contestant"),
+        TrainingRun.objects.select_related(
+            "base_model", "snapshot", "result_contestant", "eval_judge"
+        ),
         pk=run_id,
     )
-    context = {"run": run, "charts": selectors.run_charts(run)}
+    context = {
+        "run": run,
+        "charts": selectors.run_charts(run),
+        "arena": selectors.run_arena(run),
+    }
     template = "training/run.html#progress" if request.htmx else "training/run.html"
     return render(request, template, context)
 
@@ -88,3 +96,94 @@ def run_cancel(request, run_id: int):
 @require_POST
 def run_resume(request, run_id: int):
     return _control(request, run_id, services.training_run_resume)
+
+
+# --- Judges -------------------------------------------------------------------------------------
+def _judge_page(
+    request,
+    judge: RewardModel,
+    *,
+    job_form=None,
+    bon_form=None,
+    best=None,
+    error: str = "",
+    status: int = 200,
+):
+    context = {
+        "judge": judge,
+        "summary": selectors.judge_summary(judge=judge),
+        "job_form": job_form or JudgeJobForm(),
+        "bon_form": bon_form or BestOfNForm(),
+        "best": best,
+        "error": error,
+        "threshold": judges.DEFAULT_FLAG_THRESHOLD,
+    }
+    return render(request, "training/judge.html", context, status=status)
+
+
+@role_required(*VIEW)
+@require_GET
+def judge_detail(request, judge_id: int):
+    """A judge: agreement with arena votes, scored candidates, jobs, flags, best-of-n."""
+    judge = get_object_or_404(RewardModel.objects.select_related("run", "base_model"), pk=judge_id)
+    if request.htmx:
+        return render(
+            request,
+            "training/judge.html#jobs",
+            {"judge": judge, "summary": selectors.judge_summary(judge=judge)},
+        )
+    return _judge_page(request, judge)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def judge_job_start(request, judge_id: int):
+    judge = get_object_or_404(RewardModel, pk=judge_id)
+    form = JudgeJobForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            judges.judge_job_create(
+                judge=judge,
+                kind=data["kind"],
+                project=data["project"],
+                threshold=data["threshold"],
+                user=request.user,
+            )
+        except judges.JudgeError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Queued; this page shows the job's progress.")
+            return redirect("training:judge", judge_id=judge.pk)
+    return _judge_page(request, judge, job_form=form, status=400)
+
+
+@role_required(*VIEW)
+@require_POST
+def judge_best_of_n(request, judge_id: int):
+    """Sample n answers and show them best first; htmx swaps in the result fragment only."""
+    judge = get_object_or_404(RewardModel, pk=judge_id)
+    form = BestOfNForm(request.POST)
+    best, error = None, ""
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            best = judges.judge_best_of_n(
+                judge=judge,
+                contestant=data["contestant"],
+                prompt=data["prompt"],
+                n=data["n"],
+                temperature=data["temperature"],
+                max_new_tokens=data["max_new_tokens"],
+                seed=data["seed"] or 0,
+            )
+        except judges.JudgeError as exc:
+            error = str(exc)
+    else:
+        error = " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+    status = 400 if error else 200
+    if request.htmx:
+        return render(
+            request, "training/judge.html#best-of-n", {"best": best, "error": error}, status=status
+        )
+    return _judge_page(request, judge, bon_form=form, best=best, error=error, status=status)

@@ -141,6 +141,19 @@ def test_dpo_run_trains_reports_progress_and_enters_the_arena(tiny_contestant, p
     assert (Path(child.model_path) / "README.md").is_file()  # the model card
 
 
+def test_a_run_with_several_processes_trains_under_torchrun(tiny_contestant, pairs, settings):
+    settings.TRAINING_PROCESSES = 2
+    run = _run("dpo", tiny_contestant, pairs, loss="sigmoid")
+    services.training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error + run.log
+    assert "torchrun: 2 processes per node" in run.log
+    assert "rank 1 finished: completed" in run.log
+    # Two ranks share the 16 pairs: batch 4 on each makes 2 steps.
+    assert run.step == run.total_steps == 2 and [m["step"] for m in run.metrics] == [1, 2]
+    assert run.result_contestant.parent == tiny_contestant
+
+
 def test_reward_run_registers_a_judge(tiny_contestant, pairs):
     run = _run("reward", tiny_contestant, pairs)
     services.training_run_execute(run_id=run.pk)
@@ -183,6 +196,32 @@ def test_a_run_whose_worker_went_silent_is_failed_and_can_resume(tiny_contestant
     assert run.status == RunStatus.FAILED and "no heartbeat" in run.error
     services.training_run_resume(run=run)
     assert TrainingRun.objects.get(pk=run.pk).status == RunStatus.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_stays_alive_while_its_trainer_reports_nothing(
+    tiny_contestant, pairs, settings, monkeypatch
+):
+    """Loading a model or the reference pass can take minutes without a step: the heartbeat
+    comes from a side thread, so the reaper leaves a working run alone."""
+    import time
+
+    settings.TRAINING_HEARTBEAT_TIMEOUT_S = 4
+    run = _run("dpo", tiny_contestant, pairs, loss="sigmoid")
+    seen = []
+
+    def silent_trainer(run, reporter, output, resume):
+        started = TrainingRun.objects.get(pk=run.pk).heartbeat_at
+        time.sleep(5)
+        seen.append((started, TrainingRun.objects.get(pk=run.pk).heartbeat_at))
+        seen.append(services.training_runs_reap_silent())
+        raise RuntimeError("the trainer stops here")
+
+    monkeypatch.setattr(services, "_train", silent_trainer)
+    services.training_run_execute(run_id=run.pk)
+    (started, later), reaped = seen
+    assert later > started and reaped == 0
+    assert TrainingRun.objects.get(pk=run.pk).error == "RuntimeError: the trainer stops here"
 
 
 def test_registering_twice_creates_one_contestant(tiny_contestant, pairs):
