@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Completion, Project, Ranking, RankingOrigin, ReviewStatus
-from arena.models import Battle, Contestant, GenerationStatus
+from arena.models import Battle, BattleSource, Contestant, GenerationStatus
 from core.queue import enqueue_on_commit
 from training.models import (
     JobStatus,
@@ -113,6 +113,7 @@ def judge_score_battles(*, judge: RewardModel, battles=None, loaded: LoadedJudge
     scored = JudgeScore.objects.filter(judge=judge, battle__isnull=False).values("battle_id")
     qs = (
         qs.filter(contestant_b__isnull=False)
+        .exclude(source=BattleSource.IMPORT)  # imported votes carry no answers to read
         .exclude(pk__in=scored)
         .prefetch_related("turns__generation_a", "turns__generation_b")
         .order_by("pk")
