@@ -1,4 +1,4 @@
-"""Benchmark of the leaderboard maths (arena/ratings.py); prints figures, asserts nothing.
+"""Benchmark of the leaderboard maths (arena/ratings/); prints figures, asserts nothing.
 
     python bench/leaderboard.py [--sizes 100000,1000000] [--rounds 1000] [--ref-rounds 20]
 

@@ -12,6 +12,7 @@ import pytest
 from scipy import optimize, special
 
 from arena import ratings as R
+from arena.ratings.bradley_terry import _compact as compact
 
 VOTES_CSV = (
     Path(__file__).resolve().parents[3] / "shared/data/arena_human_preference_140k_votes.csv.gz"
@@ -399,7 +400,7 @@ def test_published_top_is_fastchats_early_stopped_lbfgs_on_the_same_counts(real_
     log10 units. On our count table it reproduces the published figures to 0.01 point, so the
     counts match exactly; its stopping rule ends at gradient norm ~0.4, not at the optimum."""
     t, c = real_table, math.log(10)
-    rated, (i, j, s, n) = R._compact(t)
+    rated, (i, j, s, n) = compact(t)
 
     def loss(r):
         d = c * (r[i] - r[j])
