@@ -12,7 +12,7 @@ from django.utils import timezone
 from arena import backends
 from arena.backends import GenerationError, GenerationOutput, GenerationSettings
 from arena.models import Backend, Contestant, Generation, GenerationStatus
-from core.queue import enqueue_on_commit
+from core.queue import enqueue_on_commit, resend
 
 logger = logging.getLogger(__name__)
 
@@ -160,12 +160,7 @@ def generations_requeue(*, older_than_s: int = 60) -> int:
     from arena.tasks import generation_run
 
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    ids = list(
-        Generation.objects.filter(
-            status=GenerationStatus.PENDING, updated_at__lt=cutoff
-        ).values_list("pk", flat=True)[:1000]
-    )
-    for pk in ids:
-        generation_run.delay(pk)
+    waiting = Generation.objects.filter(status=GenerationStatus.PENDING, updated_at__lt=cutoff)
+    ids = resend(generation_run, waiting, limit=1000)
     Generation.objects.filter(pk__in=ids).update(updated_at=timezone.now())
     return len(ids)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from annotation.models import Completion, Project, Ranking, RankingOrigin, ReviewStatus
 from arena.models import Battle, BattleSource, Contestant, GenerationStatus
-from core.queue import enqueue_on_commit
+from core.queue import enqueue_on_commit, resend
 from training.models import (
     JobStatus,
     JudgeFlag,
@@ -320,14 +320,10 @@ def judge_jobs_requeue(*, queued_for_s: int = 300, running_for_s: int | None = N
         finished_at=now,
         error=f"The worker stopped: no result after {running_for_s} s. Start the job again.",
     )
-    ids = list(
-        JudgeJob.objects.filter(
-            status=JobStatus.QUEUED, created_at__lt=now - timedelta(seconds=queued_for_s)
-        ).values_list("pk", flat=True)
+    waiting = JudgeJob.objects.filter(
+        status=JobStatus.QUEUED, created_at__lt=now - timedelta(seconds=queued_for_s)
     )
-    for pk in ids:
-        enqueue_on_commit(judge_job_execute, pk)
-    return dead + len(ids)
+    return dead + len(resend(judge_job_execute, waiting))
 
 
 def _job_work(job: JudgeJob) -> dict:

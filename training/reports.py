@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from core.queue import enqueue_on_commit
+from core.queue import enqueue_on_commit, resend
 from training.models import ReportStatus, RunKind, RunStatus, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -51,14 +51,10 @@ def training_reports_requeue(*, pending_for_s: int = 1800) -> int:
     from training.tasks import training_run_report
 
     cutoff = timezone.now() - timedelta(seconds=pending_for_s)
-    ids = list(
-        TrainingRun.objects.filter(
-            report_status=ReportStatus.PENDING, status=RunStatus.SUCCEEDED, finished_at__lt=cutoff
-        ).values_list("pk", flat=True)
+    waiting = TrainingRun.objects.filter(
+        report_status=ReportStatus.PENDING, status=RunStatus.SUCCEEDED, finished_at__lt=cutoff
     )
-    for pk in ids:
-        enqueue_on_commit(training_run_report, pk)
-    return len(ids)
+    return len(resend(training_run_report, waiting))
 
 
 def report_prompts(rows: list[dict], limit: int = REPORT_PROMPTS, seed: int = 0) -> list:

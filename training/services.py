@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from arena.models import Contestant
 from arena.services import contestant_model_path
-from core.queue import enqueue_on_commit
+from core.queue import enqueue_on_commit, resend
 from training.models import (
     ACTIVE_STATUSES,
     RL_KINDS,
@@ -555,11 +555,5 @@ def training_runs_requeue(*, older_than_s: int = 300) -> int:
     from training.tasks import training_run_execute
 
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    ids = list(
-        TrainingRun.objects.filter(status=RunStatus.QUEUED, created_at__lt=cutoff).values_list(
-            "pk", flat=True
-        )
-    )
-    for pk in ids:
-        training_run_execute.delay(pk)
-    return len(ids)
+    waiting = TrainingRun.objects.filter(status=RunStatus.QUEUED, created_at__lt=cutoff)
+    return len(resend(training_run_execute, waiting))

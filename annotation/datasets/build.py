@@ -29,7 +29,7 @@ from annotation.datasets.rows import (
 from annotation.datasets.spec import DatasetError, Spec, Stats, card_build, card_markdown
 from annotation.exports.writers import DatasetWriter, schema_for, sha256_file
 from annotation.models import DatasetSnapshot, SnapshotSource, SnapshotStatus, TiesPolicy
-from core.queue import enqueue_on_commit
+from core.queue import enqueue_on_commit, resend
 
 HEARTBEAT_EVERY_S = 5.0  # a build writes its heartbeat at most this often
 
@@ -170,11 +170,8 @@ def snapshots_requeue(*, older_than_s: int = 120) -> int:
     from annotation.tasks import snapshot_build as build_task
 
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    ids = list(DatasetSnapshot.objects.filter(
-        status=SnapshotStatus.PENDING, created_at__lt=cutoff).values_list("pk", flat=True)[:100])
-    for pk in ids:
-        build_task.delay(pk)
-    return len(ids)
+    waiting = DatasetSnapshot.objects.filter(status=SnapshotStatus.PENDING, created_at__lt=cutoff)
+    return len(resend(build_task, waiting, limit=100))
 
 
 def snapshot_file(*, snapshot: DatasetSnapshot, kind: str) -> Path:

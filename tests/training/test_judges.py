@@ -187,12 +187,16 @@ def test_a_job_whose_judge_cannot_load_fails_with_a_reason(judge, tmp_path):
 
 
 def test_lost_jobs_are_sent_again_and_jobs_of_dead_workers_fail(
-    judge, django_capture_on_commit_callbacks
+    judge, monkeypatch
 ):
     from datetime import timedelta
 
     from django.utils import timezone
 
+    from training import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.judge_job_execute, "delay", sent.append)
     lost = judges.judge_job_create(judge=judge, kind="score_battles")
     fresh = judges.judge_job_create(judge=judge, kind="score_battles")
     stuck = judges.judge_job_create(judge=judge, kind="score_battles")
@@ -201,9 +205,8 @@ def test_lost_jobs_are_sent_again_and_jobs_of_dead_workers_fail(
     JudgeJob.objects.filter(pk=stuck.pk).update(
         status=JobStatus.RUNNING, started_at=timezone.now() - timedelta(hours=5)
     )
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert judges.judge_jobs_requeue() == 2
-    assert len(callbacks) == 1  # the lost job only; the fresh one is still on its way
+    assert judges.judge_jobs_requeue() == 2
+    assert sent == [lost.pk]  # the lost job only; the fresh one is still on its way
     stuck.refresh_from_db()
     assert stuck.status == JobStatus.FAILED and "worker stopped" in stuck.error
     assert JudgeJob.objects.get(pk=fresh.pk).status == JobStatus.QUEUED

@@ -71,13 +71,17 @@ def test_a_policy_run_is_judged_against_its_parent_after_training(
 
 
 def test_a_report_still_pending_long_after_the_run_is_sent_again(
-    tiny_contestant, pairs, judge, django_capture_on_commit_callbacks
+    tiny_contestant, pairs, judge, monkeypatch
 ):
     from datetime import timedelta
 
     from django.utils import timezone
 
+    from training import tasks
     from training.models import TrainingRun
+
+    sent = []
+    monkeypatch.setattr(tasks.training_run_report, "delay", sent.append)
 
     run = _dpo(tiny_contestant, pairs, eval_judge=judge)
     TrainingRun.objects.filter(pk=run.pk).update(
@@ -85,9 +89,8 @@ def test_a_report_still_pending_long_after_the_run_is_sent_again(
     )
     assert reports.training_reports_requeue() == 0  # just finished: its message is on its way
     TrainingRun.objects.filter(pk=run.pk).update(finished_at=timezone.now() - timedelta(hours=1))
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert reports.training_reports_requeue() == 1
-    assert len(callbacks) == 1
+    assert reports.training_reports_requeue() == 1
+    assert sent == [run.pk]
 
 
 def test_a_report_that_cannot_be_computed_says_why(tiny_contestant, pairs, judge):
