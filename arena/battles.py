@@ -13,10 +13,10 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Case, F, Prefetch, Value, When
+from django.db.models import Prefetch
 from django.utils import timezone
 
-from arena import backends, hygiene, ratings
+from arena import backends, hygiene, ratings, votes
 from arena.models import (
     Battle,
     BattleMode,
@@ -239,7 +239,8 @@ def battle_continue(*, battle: Battle, actor: Actor, prompt: str) -> BattleTurn:
         [{"role": "user", "content": t.user_message} for t in turns]
         + [{"role": "user", "content": prompt}]
     )
-    battle.save(update_fields=["categories"])
+    battle.revision += 1  # a vote read before this turn is refused (arena.votes)
+    battle.save(update_fields=["categories", "revision"])
     return BattleTurn.objects.create(
         battle=battle,
         index=len(turns),
@@ -268,6 +269,8 @@ def battle_regenerate(*, battle: Battle, actor: Actor) -> BattleTurn:
                 generation_request(contestant=old.contestant, messages=old.messages, user=user),
             )
     last.save(update_fields=["generation_a", "generation_b"])
+    battle.revision += 1  # a vote read before these answers is refused (arena.votes)
+    battle.save(update_fields=["revision"])
     return last
 
 
@@ -279,29 +282,36 @@ def battle_vote(
     both answers are complete, or on a failed answer, is refused and changes nothing.
 
     The battle is `battle`, or the one with `public_id` that belongs to the actor's user
-    (Battle.DoesNotExist otherwise): the API votes by id without reading the battle first."""
+    (Battle.DoesNotExist otherwise): the API votes by id without reading the battle first.
+    The vote is two statements (arena.votes): the read, and a write that stores it only if the
+    battle is still unvoted and its turns unchanged."""
     if winner not in Winner.values:
         raise BattleError(f"A vote is one of {', '.join(Winner.values)}; got {winner!r}.")
     if battle is not None:
-        lookup = {"pk": battle.pk}
+        battle, turns = votes.read(pk=battle.pk)
     else:
-        lookup = {"public_id": public_id, "user_id": actor.user_id}
-    with transaction.atomic():
-        battle, turns = _locked(**lookup)
-        if battle.mode == BattleMode.DIRECT:
-            raise BattleError("A direct chat has nothing to vote on.")
-        if battle.is_voted:
+        battle, turns = votes.read(public_id=public_id, user_id=actor.user_id)
+    if battle.mode == BattleMode.DIRECT:
+        raise BattleError("A direct chat has nothing to vote on.")
+    if battle.is_voted:
+        raise BattleError("This battle already has a vote.")
+    _require_answers_ready(turns)
+    _check_rate(actor, key="votes", per_minute=settings.ARENA_VOTES_PER_MINUTE)
+    battle.winner = winner
+    battle.voted_at = timezone.now()
+    battle.style_a, battle.style_b = _style(turns, "a"), _style(turns, "b")
+    battle.excluded_reason = _exclusion(battle, turns)
+    recorded = votes.record(battle)
+    if not recorded.stored:
+        # Another vote, a continue or a regenerate came first: nothing was written.
+        if Battle.objects.filter(pk=battle.pk).exclude(winner="").exists():
             raise BattleError("This battle already has a vote.")
-        _require_answers_ready(turns)
-        _check_rate(actor, key="votes", per_minute=settings.ARENA_VOTES_PER_MINUTE)
-        battle.winner = winner
-        battle.voted_at = timezone.now()
-        battle.style_a, battle.style_b = _style(turns, "a"), _style(turns, "b")
-        battle.excluded_reason = _exclusion(battle, turns)
-        battle.save(update_fields=["winner", "voted_at", "style_a", "style_b", "excluded_reason"])
-        if battle.is_counted:
-            _elo_apply(battle)
-            transaction.on_commit(_maybe_refresh_leaderboards)
+        raise BattleError("The answers changed while you voted; read them again.")
+    for side in (battle.contestant_a, battle.contestant_b):
+        if side is not None and side.pk in recorded.elo:
+            side.elo = recorded.elo[side.pk]
+    if battle.is_counted:
+        transaction.on_commit(_maybe_refresh_leaderboards)
     return battle
 
 
@@ -329,23 +339,6 @@ def _exclusion(battle: Battle, turns: list[BattleTurn]) -> str:
     if hygiene.identity_leaks(answers, terms):
         return Exclusion.IDENTITY_REVEALED
     return ""
-
-
-def _elo_apply(battle: Battle) -> None:
-    """Move the live Elo numbers of both sides: one statement locks and reads both rows in id
-    order (no deadlocks between votes), one statement writes both."""
-    a_id, b_id = battle.contestant_a_id, battle.contestant_b_id
-    elo = dict(
-        Contestant.objects.select_for_update()
-        .filter(pk__in=(a_id, b_id))
-        .order_by("pk")
-        .values_list("pk", "elo")
-    )
-    new_a, new_b = ratings.elo_update(elo[a_id], elo[b_id], ratings.WINNER_OUTCOME[battle.winner])
-    Contestant.objects.filter(pk__in=(a_id, b_id)).update(
-        elo=Case(When(pk=a_id, then=Value(new_a)), default=Value(new_b)),
-        elo_votes=F("elo_votes") + 1,
-    )
 
 
 def _maybe_refresh_leaderboards() -> None:

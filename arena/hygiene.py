@@ -5,6 +5,7 @@ No Django here, so that imports of public battle files and the vote path share t
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Common words that a display name may carry ("SmolLM2 · helpful") but that reveal nothing.
@@ -31,7 +32,8 @@ _GENERIC = {
 }
 
 
-def identity_terms(*names: str, organization: str = "") -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def identity_terms(*names: str, organization: str = "") -> frozenset[str]:
     """The words that would reveal a model: its full names and organisation, the family word
     that starts a display name ("SmolLM2 135M · helpful" -> "smollm2", and "smollm" without the
     version), and any token that carries a version number ("llama-3-8b", "135m"). The
@@ -49,12 +51,14 @@ def identity_terms(*names: str, organization: str = "") -> set[str]:
             family = re.sub(r"[\d.\-]+$", "", token)
             if len(family) >= 4 and family not in _GENERIC:
                 terms.add(family)
-    return {t for t in terms if len(t) >= 3}
+    return frozenset(t for t in terms if len(t) >= 3)
 
 
-def identity_leaks(text: str, terms: set[str]) -> list[str]:
+def identity_leaks(text: str, terms: set[str] | frozenset[str]) -> list[str]:
     """The identity terms that occur in `text` as whole words (case-insensitive)."""
     lowered = text.lower()
+    if not any(t in lowered for t in terms):  # nearly every answer: no regex at all
+        return []
     return sorted(
         t for t in terms if re.search(rf"(?<![\w]){re.escape(t)}(?![\w])", lowered) is not None
     )

@@ -258,6 +258,11 @@ class Battle(models.Model):
     style_a = models.JSONField(default=dict, blank=True)
     style_b = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    revision = models.PositiveIntegerField(
+        default=0,
+        help_text="Counts changes of the turns (continue, regenerate): a vote is recorded only "
+        "on the revision its voter read.",
+    )
 
     objects = BattleQuerySet.as_manager()
 

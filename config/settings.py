@@ -152,6 +152,9 @@ def _database_from_url(url: str) -> dict:
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASES = {"default": _database_from_url(DATABASE_URL)}
+# The hottest statements (an API token's user, a vote) are prepared once per PostgreSQL
+# connection. Turn off behind a pooler in transaction mode that cannot keep prepared statements.
+DATABASE_PREPARED_STATEMENTS = _env_bool("DATABASE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -209,7 +212,15 @@ if _CACHE_URL:
         raise ImproperlyConfigured(f"CACHE_URL={_CACHE_URL!r}: use redis://host:6379/1.")
     CACHES = {"default": env.cache_url_config(_CACHE_URL)}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Per process. It holds an entry per active API token and two rate counters per active user
+    # and address: Django's default of 300 entries would evict them, and the limits with them,
+    # as soon as a few hundred people vote at once.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": _env_int("CACHE_MAX_ENTRIES", 50000, minimum=300)},
+        }
+    }
 
 
 # --- Arena ------------------------------------------------------------------------------------

@@ -36,6 +36,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.pure)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache: rate counters and cached API users of one test
+    (whose ids the next test's users may reuse) must not carry over."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-llama"))

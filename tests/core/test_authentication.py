@@ -54,3 +54,29 @@ def test_the_cache_can_be_turned_off(api_client, annotator, settings):
 
 def test_an_unknown_token_is_refused(api_client):
     assert _me(api_client, "0" * 40).status_code == 401
+
+
+def test_the_token_user_carries_every_role_it_holds(api_client, annotator, settings):
+    settings.API_TOKEN_CACHE_SECONDS = 0  # every request reads the token's statement
+    user_role_grant(user=annotator, role="reviewer")
+    key = Token.objects.create(user=annotator).key
+    with CaptureQueriesContext(connection) as queries:
+        assert _me(api_client, key).json()["roles"] == ["annotator", "reviewer"]
+    token_reads = [q for q in queries.captured_queries if "authtoken_token" in q["sql"]]
+    assert len(token_reads) == 1  # the user and the roles in one statement
+    annotator.is_superuser = True
+    annotator.save()
+    assert _me(api_client, key).json()["roles"] == [
+        "admin",
+        "annotator",
+        "researcher",
+        "reviewer",
+    ]
+
+
+def test_refusals_say_why(api_client, annotator, settings):
+    settings.API_TOKEN_CACHE_SECONDS = 0
+    key = Token.objects.create(user=annotator).key
+    assert _me(api_client, "f" * 40).json() == {"detail": "Invalid token."}
+    type(annotator).objects.filter(pk=annotator.pk).update(is_active=False)
+    assert _me(api_client, key).json() == {"detail": "User inactive or deleted."}
