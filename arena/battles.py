@@ -342,12 +342,18 @@ def _exclusion(battle: Battle, turns: list[BattleTurn]) -> str:
 
 
 def _maybe_refresh_leaderboards() -> None:
-    """Refit in the background after every N counted votes (counted in the cache)."""
+    """Refit in the background after every N counted votes (counted in the cache), at most
+    once every ARENA_REFRESH_MIN_INTERVAL_S: at hundreds of votes a second, every N votes
+    would queue refits faster than a worker can fit them."""
     from arena.tasks import leaderboards_refresh
 
     count = _cache_count("arena:votes-since-refresh", timeout=None)
-    if count % settings.ARENA_REFRESH_EVERY_VOTES == 0:
-        try:
-            leaderboards_refresh.delay()
-        except Exception:  # noqa: BLE001 - a broker outage must not lose the vote
-            cache.set("arena:refresh-missed", timezone.now().isoformat(), timeout=None)
+    if count % settings.ARENA_REFRESH_EVERY_VOTES:
+        return
+    if not cache.add("arena:refresh-asked", 1, timeout=settings.ARENA_REFRESH_MIN_INTERVAL_S):
+        return
+    try:
+        leaderboards_refresh.delay()
+    except Exception:  # noqa: BLE001 - a broker outage must not lose the vote
+        cache.delete("arena:refresh-asked")
+        cache.set("arena:refresh-missed", timezone.now().isoformat(), timeout=None)

@@ -229,6 +229,9 @@ ARENA_VOTES_PER_MINUTE = _env_int("ARENA_VOTES_PER_MINUTE", 30)
 ARENA_BATTLES_PER_MINUTE = _env_int("ARENA_BATTLES_PER_MINUTE", 20)
 # Refit the leaderboard after this many counted votes (and on beat's schedule).
 ARENA_REFRESH_EVERY_VOTES = _env_int("ARENA_REFRESH_EVERY_VOTES", 50, minimum=1)
+# ...but ask for a refit at most once in this many seconds (per server process with the default
+# cache, across all of them with a shared CACHE_URL).
+ARENA_REFRESH_MIN_INTERVAL_S = _env_int("ARENA_REFRESH_MIN_INTERVAL_S", 30)
 ARENA_BOOTSTRAP_ROUNDS = _env_int("ARENA_BOOTSTRAP_ROUNDS", 1000, minimum=0)
 ARENA_MIN_VOTES = _env_int("ARENA_MIN_VOTES", 0)
 # Real Chatbot Arena votes that `seed_demo` loads into the demo leaderboard when the file exists.

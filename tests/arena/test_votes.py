@@ -181,3 +181,26 @@ def test_identity_leaks_are_whole_words_only(answer, leaks):
         "smollm2-135m", "SmolLM2 135M · helpful", organization="Hugging Face"
     )
     assert hygiene.identity_leaks(answer, terms) == leaks
+
+
+@pytest.mark.parametrize(("interval", "asked"), [(60, 1), (0, 3)])
+def test_refits_are_asked_for_at_most_once_per_interval(
+    two_models,  # noqa: F811
+    actor,
+    settings,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+    interval,
+    asked,
+):
+    from arena import tasks
+
+    settings.ARENA_REFRESH_EVERY_VOTES = 1
+    settings.ARENA_REFRESH_MIN_INTERVAL_S = interval
+    calls = []
+    monkeypatch.setattr(tasks.leaderboards_refresh, "delay", lambda: calls.append(1))
+    for winner in ("model_a", "tie", "model_b"):
+        battle = _ready(actor)
+        with django_capture_on_commit_callbacks(execute=True):
+            battles.battle_vote(battle=battle, actor=actor, winner=winner)
+    assert len(calls) == asked
