@@ -204,3 +204,11 @@ def test_refits_are_asked_for_at_most_once_per_interval(
         with django_capture_on_commit_callbacks(execute=True):
             battles.battle_vote(battle=battle, actor=actor, winner=winner)
     assert len(calls) == asked
+
+
+def test_a_vote_without_prepared_statements_is_the_same(two_models, actor, settings):  # noqa: F811
+    settings.DATABASE_PREPARED_STATEMENTS = False  # behind a pooler that cannot keep them
+    battle = battles.battle_vote(battle=_ready(actor), actor=actor, winner="model_b")
+    stored = Battle.objects.get(pk=battle.pk)
+    assert (stored.winner, stored.style_a["length_chars"]) == ("model_b", len("Hello there."))
+    assert sorted(Contestant.objects.values_list("elo", flat=True)) == pytest.approx([998, 1002])
