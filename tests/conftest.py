@@ -29,6 +29,16 @@ PURE_PATHS = (
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that used the real worker shows the end of the worker's log."""
+    outcome = yield
+    report = outcome.get_result()
+    worker = getattr(item, "funcargs", {}).get("celery_worker")
+    if report.failed and worker is not None:
+        report.sections.append(("celery worker log (last lines)", worker.log()))
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         rel = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
