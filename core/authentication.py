@@ -2,10 +2,10 @@
 
 Every API call names its token. Its user and the user's roles are read in one prepared
 statement, and kept (the user with its role names) in the cache under a hash of the token for
-API_TOKEN_CACHE_SECONDS. Deleting a token, saving a user
-and changing a user's groups drop the entries of that user's tokens at once; with the default
-per-process cache, other server processes notice within that many seconds (with a shared cache
-such as Redis, at once). 0 turns the cache off.
+API_TOKEN_CACHE_SECONDS. Deleting a token, saving a user and changing a user's groups drop the
+entries of that user's tokens at once; with the default per-process cache, other server
+processes notice within that many seconds (with a shared cache such as Redis, at once). 0 turns
+the cache off.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.authtoken.models import Token
 
-from core.roles import Role
+from core.roles import user_roles_keep
 from core.rows import RowReader, run
 
 
@@ -98,10 +98,7 @@ def _token_user(key: str):
     user = reader.read(rows[0][: len(reader)])
     if not user.is_active:
         raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
-    if user.is_superuser:
-        user._role_names = {r.value for r in Role}
-    else:
-        user._role_names = {row[-1] for row in rows if row[-1] in Role.values}
+    user_roles_keep(user, [row[-1] for row in rows])
     return user
 
 

@@ -23,12 +23,20 @@ def user_roles(user: User | AnonymousUser) -> set[str]:
         return set()
     cached = getattr(user, "_role_names", None)
     if cached is None:
-        if user.is_superuser:
-            cached = {r.value for r in Role}
-        else:
-            cached = set(user.groups.filter(name__in=Role.values).values_list("name", flat=True))
-        user._role_names = cached
+        groups = () if user.is_superuser else user.groups.values_list("name", flat=True)
+        cached = user_roles_keep(user, groups)
     return cached
+
+
+def user_roles_keep(user: User, group_names) -> set[str]:
+    """Keep on `user` the roles its groups (`group_names`, read by the caller) give it, for
+    `user_roles`; returns them. A superuser holds every role whatever its groups."""
+    if user.is_superuser:
+        roles = {r.value for r in Role}
+    else:
+        roles = {name for name in group_names if name in Role.values}
+    user._role_names = roles
+    return roles
 
 
 def user_has_role(user: User | AnonymousUser, *roles: str) -> bool:
