@@ -198,8 +198,8 @@ def _locked(**lookup) -> tuple[Battle, list[BattleTurn]]:
     kept prefetched on the returned battle (`battle.turns.all()` reads no more). Raises
     Battle.DoesNotExist.
 
-    Only the battle's row is locked (`of`): locking the sides too would queue every vote of a
-    model behind one row, and the vote locks them later, briefly, in `_elo_apply`."""
+    Only the battle's row is locked (`of`): continue and regenerate change nothing of the
+    sides, and locking them would queue these actions behind every vote that moves an Elo."""
     turns = BattleTurn.objects.select_related("generation_a", "generation_b").order_by("index")
     battle = (
         Battle.objects.select_for_update(of=("self",))

@@ -53,25 +53,22 @@ class _Statements:
         connection = connections[alias]
         q = connection.ops.quote_name
         self.postgres = connection.vendor == "postgresql"
-        # What the checks, the vote and its reply read; the rest stays deferred.
-        self.battle = RowReader(Battle, BATTLE_FIELDS, alias=alias)
-        side = ["id", "name", "display_name", "organization"]
-        self.side_a = RowReader(Contestant, side, table="ca", alias=alias)
-        self.side_b = RowReader(Contestant, side, table="cb", alias=alias)
-        self.turn = RowReader(
-            BattleTurn, ["id", "battle", "index", "user_message"], table="t", alias=alias
-        )
-        answer = ["id", "contestant", "status", "output", "error"]
-        self.answer_a = RowReader(Generation, answer, table="ga", alias=alias)
-        self.answer_b = RowReader(Generation, answer, table="gb", alias=alias)
+        # A row of the SELECT: battle, side A, side B, turn, answer A, answer B, each through
+        # its reader (what the checks, the vote and its reply use; the rest stays deferred).
+        side_fields = ["id", "name", "display_name", "organization"]
+        turn_fields = ["id", "battle", "index", "user_message"]
+        answer_fields = ["id", "contestant", "status", "output", "error"]
         self.readers = (
-            self.battle,
-            self.side_a,
-            self.side_b,
-            self.turn,
-            self.answer_a,
-            self.answer_b,
+            RowReader(Battle, BATTLE_FIELDS, alias=alias),
+            RowReader(Contestant, side_fields, table="ca", alias=alias),
+            RowReader(Contestant, side_fields, table="cb", alias=alias),
+            RowReader(BattleTurn, turn_fields, table="t", alias=alias),
+            RowReader(Generation, answer_fields, table="ga", alias=alias),
+            RowReader(Generation, answer_fields, table="gb", alias=alias),
         )
+        self.bounds = [0]  # where each reader's columns start in the row
+        for reader in self.readers:
+            self.bounds.append(self.bounds[-1] + len(reader))
         columns = ", ".join(c for reader in self.readers for c in reader.columns)
         battle, contestant, turn, generation = (
             q(m._meta.db_table) for m in (Battle, Contestant, BattleTurn, Generation)
@@ -142,12 +139,9 @@ def read(*, pk=None, public_id=None, user_id=None) -> tuple[Battle, list[BattleT
         rows = run(sql.select_by_public_id, [value, user_id]).rows
     if not rows:
         raise Battle.DoesNotExist("No battle matches.")
-    bounds = [0]
-    for reader in sql.readers:
-        bounds.append(bounds[-1] + len(reader))
 
     def part(row, k: int):
-        values = row[bounds[k] : bounds[k + 1]]
+        values = row[sql.bounds[k] : sql.bounds[k + 1]]
         return None if values[0] is None else sql.readers[k].read(values)
 
     battle = part(rows[0], 0)
