@@ -41,6 +41,15 @@ def leaderboard_category_choices() -> list[str]:
     )
 
 
+def battle_get_for_user(*, public_id, user_id):
+    """One of the user's battles by its public id, with both sides and its turns with both
+    answers, in one statement (the vote's read): what a client polls while the answers are
+    generated. Raises Battle.DoesNotExist, or ValidationError for an id that is no UUID."""
+    from arena import votes
+
+    return votes.read(public_id=public_id, user_id=user_id)[0]
+
+
 def battle_turns(*, battle) -> list:
     """The battle's turns in order with both answers: those already prefetched on it when it
     has them (a vote's locked read, the API's list), else one query."""

@@ -147,6 +147,8 @@ def _database_from_url(url: str) -> dict:
             raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no database.")
         config["CONN_MAX_AGE"] = _env_int("DATABASE_CONN_MAX_AGE", 60)
         config["CONN_HEALTH_CHECKS"] = True
+        # Django's backend, with a health check that asks the kernel before the server.
+        config["ENGINE"] = "core.db.postgresql"
     return config
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connections
+from django.db.models import Model, signals
+from django.db.models.base import ModelState
 
 
 @dataclass
@@ -85,6 +87,11 @@ class RowReader:
                 f"{connection.ops.quote_name(table)}.{connection.ops.quote_name(field.column)}"
             )
             self._converters.append((tuple(converters), column))
+        self._direct = not (
+            model.from_db.__func__ is not Model.from_db.__func__
+            or signals.pre_init.has_listeners(model)
+            or signals.post_init.has_listeners(model)
+        )
 
     def __len__(self) -> int:
         return len(self.attnames)
@@ -97,7 +104,13 @@ class RowReader:
             for convert in converters:
                 value = convert(value, expression, connection)
             row.append(value)
-        return self.model.from_db(self.alias, self.attnames, row)
+        if not self._direct:
+            return self.model.from_db(self.alias, self.attnames, row)
+        instance = self.model.__new__(self.model)
+        instance.__dict__.update(zip(self.attnames, row))
+        state = instance._state = ModelState()
+        state.adding, state.db = False, self.alias
+        return instance
 
 
 def prep_save(model, values: dict, *, alias: str = "default") -> dict:

@@ -102,6 +102,13 @@ class BattleViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
             "turns__generation_a", "turns__generation_b"
         )
 
+    def retrieve(self, request, public_id=None):
+        try:
+            battle = selectors.battle_get_for_user(public_id=public_id, user_id=request.user.pk)
+        except (Battle.DoesNotExist, DjangoValidationError):
+            raise NotFound("No battle of yours has this id.") from None
+        return Response(BattleSerializer(battle).data)
+
     @extend_schema(request=BattleCreateSerializer, responses={201: BattleSerializer})
     @idempotent
     def create(self, request):

@@ -115,3 +115,23 @@ def test_api_vote_finds_only_the_voters_own_battle(api_client, annotator, review
     assert voted.status_code == 200 and voted.json()["turns"][0]["a"]["output"] == "Answer one."
     # The vote's own locked read serves the answer: the turns are read once.
     assert len([q for q in queries.captured_queries if "arena_battleturn" in q["sql"]]) == 1
+
+
+def test_api_battle_is_read_in_one_statement_and_only_by_its_voter(
+    api_client, annotator, reviewer, two_models
+):
+    """Clients poll a battle while its answers are generated: one query a poll."""
+    api_client.force_authenticate(annotator)
+    battle_id = api_client.post("/api/battles/", {"prompt": "hi"}, format="json").json()["id"]
+    _finish(Battle.objects.get())
+    with CaptureQueriesContext(connection) as queries:
+        polled = api_client.get(f"/api/battles/{battle_id}/")
+    assert polled.status_code == 200 and len(queries.captured_queries) == 1
+    assert polled.json()["turns"][0]["a"] == {"status": "succeeded", "output": "Answer one.",
+                                              "error": ""}  # fmt: skip
+    voted = api_client.post(f"/api/battles/{battle_id}/vote/", {"winner": "tie"}, format="json")
+    assert api_client.get(f"/api/battles/{battle_id}/").json() == voted.json()
+    api_client.force_authenticate(reviewer)
+    for bad_id in (battle_id, "not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        missing = api_client.get(f"/api/battles/{bad_id}/")
+        assert missing.status_code == 404 and missing.json()["detail"]
