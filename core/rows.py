@@ -107,7 +107,7 @@ class RowReader:
         if not self._direct:
             return self.model.from_db(self.alias, self.attnames, row)
         instance = self.model.__new__(self.model)
-        instance.__dict__.update(zip(self.attnames, row))
+        instance.__dict__.update(zip(self.attnames, row, strict=True))
         state = instance._state = ModelState()
         state.adding, state.db = False, self.alias
         return instance
