@@ -18,14 +18,19 @@ What it does, all on 127.0.0.1:
    (votes/s) serves the measured run. Every phase votes on its own battles. Before the measured
    run, --healthz seconds each of GET /healthz and of GET /api/me/ on the same server give the
    ceiling of the stack on this machine at that moment, without any vote logic.
-4. Client processes (multiprocessing) with threads, each thread one keep-alive connection
+4. With --request-cpu N (Linux), before the trials: one sync worker, one client, N requests
+   of each kind sent one at a time (a vote, GET of the voted battle, GET /api/me/, GET
+   /healthz), and the CPU each used in the gunicorn worker, in PostgreSQL (all its processes)
+   and in the client, read from /proc. Throughput on a shared machine swings with its
+   neighbours; the CPU a vote costs, next to what /api/me/ costs, moves far less.
+5. Client processes (multiprocessing) with threads, each thread one keep-alive connection
    (plain http.client, whose per-request CPU is smaller than requests': the load generator
    shares the cores with the server), POST /api/battles/{id}/vote/ with
    `Authorization: Bearer <token>` on battles their user owns, in a closed loop until --duration
    or the battles run out. After an acknowledged vote, with probability --replay-share, the
    thread votes again on one of its acknowledged battles with another winner; that must get
    409 and change nothing. A few vote responses per thread are compared with a GET of the battle.
-5. Verifies in the database, over all phases: voted battles == acknowledged votes, every
+6. Verifies in the database, over all phases: voted battles == acknowledged votes, every
    acknowledged battle voted exactly once with the winner that was sent, replays left winners
    unchanged, Contestant.elo_votes sums to 2 x counted votes and the Elo sum is conserved.
    The database is left in place for inspection (the next run drops it).
@@ -70,6 +75,12 @@ def _args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     p.add_argument("--clients", default="2x8", help="PROCESSESxTHREADS of the load generator")
     p.add_argument("--healthz", type=float, default=5.0, help="seconds of each ceiling GET")
+    p.add_argument(
+        "--request-cpu",
+        type=int,
+        default=300,
+        help="requests of each kind in the CPU-per-request phase (0: skip it)",
+    )
     p.add_argument("--replay-share", type=float, default=0.05)
     p.add_argument("--users", type=int, default=500)
     p.add_argument("--contestants", type=int, default=20)
@@ -240,7 +251,8 @@ class Server:
 
     def describe(self) -> str:
         threads = f" x {self.threads} threads" if self.worker_class == "gthread" else ""
-        return f"gunicorn {self.worker_class}, {self.workers} workers{threads}"
+        plural = "s" if self.workers != 1 else ""
+        return f"gunicorn {self.worker_class}, {self.workers} worker{plural}{threads}"
 
     def start(self, env: dict[str, str], var_dir: Path) -> None:
         self.port = _free_port()
@@ -582,6 +594,79 @@ def _ceiling(server: Server, token: str, seconds: float, args: argparse.Namespac
     return ok / elapsed
 
 
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_s() -> float:
+    """CPU seconds so far of every PostgreSQL process on this machine (backends, writers)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                total += _process_cpu_s(int(entry.name))
+        except OSError:  # a process that ended meanwhile
+            pass
+    return total
+
+
+def _request_cpu(env, var_dir, items: list, args: argparse.Namespace) -> Phase:
+    """CPU per request of each process, one request at a time; returns the votes as a phase
+    (they are verified with the others)."""
+    server = Server("sync", 1, 1)
+    server.start(env, var_dir)
+    records: list[Record] = []
+    try:
+        (worker,) = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                     and _parent(int(p.name)) == server.proc.pid]  # fmt: skip
+        print(f"  [CPU per request] {server.describe()}; one client, one request at a time, "
+              f"{len(items)} of each")  # fmt: skip
+
+        def vote(battle, token):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            status, _, latency = _post(conn, battle, token, "tie")
+            records.append(("vote", battle, "tie", status, 0.0, latency))
+            conn.close()
+
+        def get(path, token=""):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+            conn.getresponse().read()
+            conn.close()
+
+        kinds = [
+            ("POST vote", vote),
+            ("GET /api/battles/{id}/", lambda battle, token: get(f"/api/battles/{battle}/", token)),
+            ("GET /api/me/", lambda battle, token: get("/api/me/", token)),
+            ("GET /healthz", lambda battle, token: get("/healthz")),
+        ]
+        cost = {}
+        for name, send in kinds:
+            w0, p0, c0 = _process_cpu_s(worker), _postgres_cpu_s(), time.process_time()
+            for battle, token in items:
+                send(battle, token)
+            n = len(items)
+            w, p, c = ((x - y) / n * 1000 for x, y in (
+                (_process_cpu_s(worker), w0), (_postgres_cpu_s(), p0), (time.process_time(), c0)
+            ))  # fmt: skip
+            cost[name] = w + p
+            print(f"    {name}: gunicorn {w:.2f} ms, PostgreSQL {p:.2f} ms, client {c:.2f} ms")
+        print(f"    a vote costs the server (gunicorn + PostgreSQL) "
+              f"{cost['POST vote'] / cost['GET /api/me/']:.1f} x GET /api/me/")  # fmt: skip
+    finally:
+        server.stop()
+    return Phase("CPU per request", server.describe(), 1, 0.0, records)
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
 def _clients(args: argparse.Namespace) -> tuple[int, int]:
     procs, threads = (int(x) for x in args.clients.lower().split("x"))
     return procs, threads
@@ -626,8 +711,11 @@ def main() -> int:
     var_dir = Path(tempfile.mkdtemp(prefix="votes-load-"))
     env = _server_env(args, var_dir)
     try:
-        items = _setup(args, env, args.max_votes + trial_votes * len(classes))
+        request_cpu = args.request_cpu if Path("/proc/self/stat").exists() else 0
+        items = _setup(args, env, args.max_votes + trial_votes * len(classes) + request_cpu)
         phases = []
+        if request_cpu:
+            phases.append(_request_cpu(env, var_dir, items[-request_cpu:], args))
         best = classes[0]
         if len(classes) > 1:
             rates = {}
