@@ -594,9 +594,14 @@ def _ceiling(server: Server, token: str, seconds: float, args: argparse.Namespac
     return ok / elapsed
 
 
+def _proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (the state is the first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of process `pid` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -612,7 +617,7 @@ def _postgres_cpu_s() -> float:
     return total
 
 
-def _request_cpu(env, var_dir, items: list, args: argparse.Namespace) -> Phase:
+def _request_cpu(env, var_dir, items: list) -> Phase:
     """CPU per request of each process, one request at a time; returns the votes as a phase
     (they are verified with the others)."""
     server = Server("sync", 1, 1)
@@ -662,7 +667,7 @@ def _request_cpu(env, var_dir, items: list, args: argparse.Namespace) -> Phase:
 
 def _parent(pid: int) -> int:
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return int(_proc_stat(pid)[1])
     except (OSError, ValueError, IndexError):
         return -1
 
@@ -715,7 +720,7 @@ def main() -> int:
         items = _setup(args, env, args.max_votes + trial_votes * len(classes) + request_cpu)
         phases = []
         if request_cpu:
-            phases.append(_request_cpu(env, var_dir, items[-request_cpu:], args))
+            phases.append(_request_cpu(env, var_dir, items[-request_cpu:]))
         best = classes[0]
         if len(classes) > 1:
             rates = {}

@@ -87,10 +87,10 @@ class RowReader:
                 f"{connection.ops.quote_name(table)}.{connection.ops.quote_name(field.column)}"
             )
             self._converters.append((tuple(converters), column))
-        self._direct = not (
-            model.from_db.__func__ is not Model.from_db.__func__
-            or signals.pre_init.has_listeners(model)
-            or signals.post_init.has_listeners(model)
+        self._direct = (
+            model.from_db.__func__ is Model.from_db.__func__
+            and not signals.pre_init.has_listeners(model)
+            and not signals.post_init.has_listeners(model)
         )
 
     def __len__(self) -> int:
