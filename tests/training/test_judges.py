@@ -261,6 +261,22 @@ def test_judge_page_shows_agreement_and_only_admins_get_the_actions(
     assert f'href="/training/judges/{length_judge.pk}/"' in home
 
 
+def test_flagged_rankings_link_to_the_review_queue_only_for_those_who_can_open_it(
+    length_judge, annotator, researcher_client, admin_client_
+):
+    project = ProjectFactory()
+    prompt = PromptFactory(project=project)
+    short, long_ = (CompletionFactory(prompt=prompt, text=t) for t in ("ok", "a long answer"))
+    _ranking(project, annotator, short, long_, status=ReviewStatus.ACCEPTED)
+    assert judges.judge_flag_rankings(judge=length_judge, project=project, threshold=5)["flagged"]
+    url = f"/training/judges/{length_judge.pk}/"
+    review = f'href="/annotation/projects/{project.slug}/review/"'
+    overview = f'href="/annotation/projects/{project.slug}/"'
+    page = researcher_client.get(url).content.decode()
+    assert "Flagged rankings (1)" in page and overview in page and review not in page
+    assert review in admin_client_.get(url).content.decode()
+
+
 def test_admin_starts_scoring_from_the_page_and_bad_input_gets_a_message(
     admin_client_, researcher_client, judge, django_capture_on_commit_callbacks
 ):
