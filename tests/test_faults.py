@@ -6,6 +6,7 @@ under load: tests/test_db_restart.py.)"""
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -274,3 +275,28 @@ def test_while_the_database_is_down_every_answer_is_503_saying_so(
     assert answers["openai"].json()["error"]["type"] == "server_error"
     assert answers["page"]["Content-Type"].startswith("text/plain")
     assert b"try again" in answers["page"].content
+
+
+@pytest.mark.parametrize(
+    ("message", "outage"),
+    [
+        ("database is locked", True),
+        ("unable to open database file", True),
+        ("no such table: arena_battle", False),
+        ('near "SELEC": syntax error', False),
+    ],
+)
+def test_only_sqlite_failures_that_pass_are_answered_as_an_outage(message, outage):
+    from django.db import InterfaceError, OperationalError
+
+    from core.middleware import database_unavailable
+
+    try:
+        try:
+            raise sqlite3.OperationalError(message)
+        except sqlite3.OperationalError as cause:
+            raise OperationalError(message) from cause
+    except OperationalError as exc:
+        assert database_unavailable(exc) is outage
+    assert database_unavailable(InterfaceError("connection already closed"))
+    assert not database_unavailable(ValueError("no"))
