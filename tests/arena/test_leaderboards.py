@@ -72,6 +72,9 @@ def test_leaderboard_page_reads_the_snapshot_and_filters(client, battle_file):
     leaderboards.leaderboards_refresh(rounds=50)
     html = client.get("/arena/leaderboard/").content.decode()
     assert "alpha" in html and "Rank (UB)" in html and "<svg" in html
+    # Both heatmaps, each scrolling inside its own card rather than widening the page.
+    assert html.count('<div class="scroll-x"><table class="heatmap">') == 2
+    assert "The 3 highest-rated models shown above" in html
     filtered = client.get("/arena/leaderboard/?q=gam", HTTP_HX_REQUEST="true").content.decode()
     assert "gamma" in filtered and "alpha" not in filtered
 
