@@ -14,8 +14,10 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import requests
 
@@ -129,15 +131,21 @@ class LocalModel:
         )
 
 
-class LocalModelCache:
-    """Keeps the most recently used models loaded (a least-recently-used cache per process)."""
+Loaded = TypeVar("Loaded")
 
-    def __init__(self, size: int):
+
+class LocalModelCache(Generic[Loaded]):
+    """Keeps the most recently used models loaded (a least-recently-used cache per process).
+
+    `load` turns a model folder into what is kept: a `LocalModel` unless told otherwise."""
+
+    def __init__(self, size: int, load: Callable[[str], Loaded] = LocalModel):
         self.size = size
-        self._models: OrderedDict[str, LocalModel] = OrderedDict()
+        self.load = load
+        self._models: OrderedDict[str, Loaded] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, path: str | Path) -> LocalModel:
+    def get(self, path: str | Path) -> Loaded:
         key = str(Path(path).resolve())
         with self._lock:
             if key in self._models:
@@ -145,7 +153,7 @@ class LocalModelCache:
                 return self._models[key]
         if not Path(key).is_dir():
             raise GenerationError(f"The model folder {key} does not exist on this machine.")
-        model = LocalModel(key)
+        model = self.load(key)
         with self._lock:
             self._models[key] = model
             while len(self._models) > self.size:

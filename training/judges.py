@@ -8,6 +8,7 @@ The numbers come from `training/core` (`reward.score`, `evaluation.best_of_n`).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Completion, Project, Ranking, RankingOrigin, ReviewStatus
+from arena.backends import GenerationError, LocalModelCache
 from arena.models import Battle, BattleSource, Contestant, GenerationStatus
 from core.queue import enqueue_on_commit, resend
 from training.models import (
@@ -56,17 +58,39 @@ class LoadedJudge:
 
 def judge_load(judge: RewardModel) -> LoadedJudge:
     """The judge's reward model and tokenizer, in evaluation mode on the best device."""
-    from training.core.common import load_reward_model, load_tokenizer, pick_device
-
     try:
-        tokenizer = load_tokenizer(judge.path)
-        model = load_reward_model(
-            judge.path, device=pick_device(), pad_token_id=tokenizer.pad_token_id
-        )
+        return _judge_from_folder(judge.path)
     except (OSError, ValueError) as exc:
         raise JudgeError(f"Could not load judge {judge.name} from {judge.path}: {exc}") from exc
+
+
+def _judge_from_folder(path: str) -> LoadedJudge:
+    from training.core.common import load_reward_model, load_tokenizer, pick_device
+
+    tokenizer = load_tokenizer(path)
+    model = load_reward_model(path, device=pick_device(), pad_token_id=tokenizer.pad_token_id)
     model.eval().requires_grad_(False)
     return LoadedJudge(model, tokenizer)
+
+
+@dataclass
+class _Policy:
+    model: Any
+    tokenizer: Any
+
+
+def _policy_from_folder(path: str) -> _Policy:
+    from training.core.common import load_causal_lm, load_tokenizer, pick_device
+
+    return _Policy(load_causal_lm(path, device=pick_device()).eval(), load_tokenizer(path))
+
+
+# Best-of-n answers in the web process, where loading two models would cost seconds a request:
+# the last judge and policy used stay loaded (one of each per process), and one best-of-n runs
+# at a time (sampling sets the global seed and the tokenizer's padding side).
+_best_of_n_judges = LocalModelCache(1, load=_judge_from_folder)
+_best_of_n_policies = LocalModelCache(1, load=_policy_from_folder)
+_best_of_n_lock = threading.Lock()
 
 
 def _chunks(items: Iterable, size: int = CHUNK) -> Iterator[list]:
@@ -356,7 +380,6 @@ def judge_best_of_n(
     best first (`best` is the winner). Runs in this process, like `/v1/chat/completions`."""
     from arena.backends import with_system_prompt
     from arena.services import contestant_model_path
-    from training.core.common import load_causal_lm, load_tokenizer, pick_device
     from training.core.evaluation import GenerationSettings, best_of_n
 
     if not contestant.is_local:
@@ -377,15 +400,24 @@ def judge_best_of_n(
     )
     messages = with_system_prompt([{"role": "user", "content": prompt}], contestant.system_prompt)
     path = contestant_model_path(contestant)
-    loaded = judge_load(judge)
-    try:
-        tokenizer = load_tokenizer(path)
-        policy = load_causal_lm(path, device=pick_device()).eval()
-    except (OSError, ValueError) as exc:
-        raise JudgeError(f"Could not load {contestant.display_name}: {exc}") from exc
-    result = best_of_n(
-        policy, tokenizer, loaded.model, loaded.tokenizer, [messages], n=n, settings=settings
-    )[0]
+    with _best_of_n_lock:
+        try:
+            loaded = _best_of_n_judges.get(judge.path)
+        except (OSError, ValueError, GenerationError) as exc:
+            raise JudgeError(f"Could not load judge {judge.name} from {judge.path}: {exc}") from exc
+        try:
+            policy = _best_of_n_policies.get(path)
+        except (OSError, ValueError, GenerationError) as exc:
+            raise JudgeError(f"Could not load {contestant.display_name}: {exc}") from exc
+        result = best_of_n(
+            policy.model,
+            policy.tokenizer,
+            loaded.model,
+            loaded.tokenizer,
+            [messages],
+            n=n,
+            settings=settings,
+        )[0]
     ranked = sorted(
         zip(result.candidates, result.scores, strict=True), key=lambda c: c[1], reverse=True
     )

@@ -223,6 +223,21 @@ def test_best_of_n_returns_the_samples_best_first(judge, tiny_contestant):
     assert result["temperature"] == 0.7  # the contestant decodes greedily; best-of-n samples
 
 
+def test_best_of_n_keeps_its_judge_and_policy_loaded_between_requests(
+    judge, tiny_contestant, monkeypatch
+):
+    loads = []
+    for cache in (judges._best_of_n_judges, judges._best_of_n_policies):
+        cache.clear()
+        load = cache.load
+        monkeypatch.setattr(cache, "load", lambda path, load=load: loads.append(path) or load(path))
+    ask = {"judge": judge, "contestant": tiny_contestant, "prompt": "two plus two", "n": 2}
+    first = judges.judge_best_of_n(**ask, seed=3)
+    assert len(loads) == 2  # the judge and the policy
+    assert judges.judge_best_of_n(**ask, seed=3) == first  # the same samples, from memory
+    assert len(loads) == 2
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
