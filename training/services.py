@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import shlex
+import shutil
 import threading
 import time
 from datetime import timedelta
@@ -380,6 +381,10 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
     output = run_output_dir(run)
     from training.core.checkpoint import latest_checkpoint
 
+    if run.attempts == 1:
+        # Nothing of this run exists yet: what the folder holds was left by a run of an earlier
+        # database with the same id, and must be neither resumed from nor mixed with this one.
+        shutil.rmtree(output / "train", ignore_errors=True)
     resume = latest_checkpoint(output / "train") if run.attempts > 1 or run.checkpoint_dir else None
     reporter.log(
         f"attempt {run.attempts} on {run.device}"

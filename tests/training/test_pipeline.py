@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -90,11 +89,24 @@ def test_rankings_become_a_snapshot_then_models_that_enter_the_arena(
     assert generation.status == "succeeded" and generation.contestant == policy
 
 
+# A worker process that dies (SIGKILL, nothing cleaned up) right after step {kill_at} has
+# reached the run's row: the step, not the speed of the machine, decides where it stops.
 WORKER = """
+import os, signal
 import django
 django.setup()
-from training.services import training_run_execute
-training_run_execute(run_id={run_id})
+from training import services
+
+progress = services._Reporter.progress
+
+def progress_then_die(self, step, total, metrics):
+    progress(self, step, total, metrics)
+    if step >= {kill_at}:
+        self.flush(step=step, total=total)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+services._Reporter.progress = progress_then_die
+services.training_run_execute(run_id={run_id})
 """
 
 
@@ -117,28 +129,27 @@ def test_a_killed_training_process_is_detected_and_resumes_from_its_checkpoint(
     )
     env = {**os.environ, "DATABASE_URL": database_url_for(connection.settings_dict)}
     process = subprocess.Popen(
-        [sys.executable, "-c", WORKER.format(run_id=run.pk)],
+        [sys.executable, "-c", WORKER.format(run_id=run.pk, kill_at=12)],
         cwd=ROOT,
         env=env,
         start_new_session=True,
     )
     try:
-        wait_for(lambda: _refreshed(run).step >= 12, timeout=180)
+        assert process.wait(timeout=180) == -signal.SIGKILL  # the worker died mid-run
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the worker dies mid-run
-        process.wait()
-    killed_at = _refreshed(run).step
-    assert run.status == RunStatus.RUNNING and killed_at < run.total_steps
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert _refreshed(run).status == RunStatus.RUNNING
+    assert run.step == 12 and run.total_steps == 200  # past the checkpoint of step 10
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
     assert services.training_runs_reap_silent() == 1
     assert _refreshed(run).status == RunStatus.FAILED and "checkpoint-" in run.checkpoint_dir
     services.training_run_resume(run=run)
-    started = time.monotonic()
     services.training_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
-    assert run.attempts == 2 and "resuming from checkpoint-" in run.log
+    assert run.attempts == 2 and "resuming from checkpoint-10" in run.log
     assert run.step == run.total_steps == 200
-    assert time.monotonic() - started > 0
     assert Path(run.result_contestant.model_path).is_dir()
     assert DatasetSnapshot.objects.get(pk=snapshot.pk).training_runs.count() == 1

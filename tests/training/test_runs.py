@@ -173,8 +173,13 @@ def test_sft_run_trains_on_demonstrations(tiny_contestant, sft_rows):
 
 def test_cancelled_run_stops_and_resumes_from_its_checkpoint(tiny_contestant, pairs):
     run = _run("dpo", tiny_contestant, pairs, loss="sigmoid", batch_size=2, save_every=2)
+    # Left by a run with the same id in an earlier database: the first attempt clears it.
+    stale = services.run_output_dir(run) / "train" / "stale.txt"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("old")
     TrainingRun.objects.filter(pk=run.pk).update(cancel_requested=True)
     services.training_run_execute(run_id=run.pk)
+    assert not stale.exists()
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED and run.step < 8
     services.training_run_resume(run=run)
