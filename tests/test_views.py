@@ -28,6 +28,12 @@ def test_login_with_the_right_password_then_logout(client, annotator):
     assert client.get("/arena/models/").status_code == 302
 
 
+def test_the_models_page_has_the_arena_tabs_with_models_active(annotator_client):
+    page = annotator_client.get("/arena/models/").content.decode()
+    assert 'href="/arena/side-by-side/"' in page
+    assert 'href="/arena/models/" class="active"' in page
+
+
 def test_areas_need_a_login(client):
     for url in ("/arena/models/", "/annotation/", "/training/", "/accounts/token/"):
         response = client.get(url)
