@@ -11,11 +11,10 @@ from django.core.management import CommandError, call_command
 
 from annotation.dataset_imports import DatasetImportError, dataset_import
 from annotation.models import Completion, Project, Prompt, Ranking, RankingOrigin
+from tests.support.shared_data import HH_HARMLESS as HH_FILE
 
 pytestmark = pytest.mark.django_db
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-HH_FILE = DATA / "hh_rlhf_harmless_base_test.jsonl.gz"
 HH = "\n\nHuman: {q}\n\nAssistant: {a}"
 
 

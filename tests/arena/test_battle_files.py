@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 
 from arena.battle_files import read_battles
+from tests.support.shared_data import ARENA_VOTES as VOTES_CSV
 
-VOTES_CSV = (
-    Path(__file__).resolve().parents[3] / "shared/data/arena_human_preference_140k_votes.csv.gz"
-)
 CRITERIA = (
     "complexity creativity domain_knowledge problem_solving real_world specificity "
     "technical_accuracy"

@@ -8,11 +8,9 @@ import pytest
 
 from arena import battle_io, leaderboards
 from arena.models import Battle, Contestant, LeaderboardSnapshot
+from tests.support.shared_data import ARENA_VOTES as SHARED_VOTES
 
 pytestmark = pytest.mark.django_db
-SHARED_VOTES = (
-    Path(__file__).resolve().parents[3] / "shared/data/arena_human_preference_140k_votes.csv.gz"
-)
 
 
 def _write(tmp_path, name: str, lines: list[str]) -> Path:

@@ -4,7 +4,6 @@ real 2025 arena votes (skipped when ../shared/data is absent)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import choix
 import numpy as np
@@ -13,10 +12,8 @@ from scipy import optimize, special
 
 from arena import ratings as R
 from arena.ratings.bradley_terry import _compact as compact
+from tests.support.shared_data import ARENA_VOTES as VOTES_CSV
 
-VOTES_CSV = (
-    Path(__file__).resolve().parents[3] / "shared/data/arena_human_preference_140k_votes.csv.gz"
-)
 # Published top of the 2025 leaderboard for these votes (FastChat compute_bt, mean 1000).
 PUBLISHED = {
     "gemini-2.5-pro": 1124.07,
