@@ -385,7 +385,9 @@ def training_run_execute(*, run_id: int) -> TrainingRun | None:
         # Nothing of this run exists yet: what the folder holds was left by a run of an earlier
         # database with the same id, and must be neither resumed from nor mixed with this one.
         shutil.rmtree(output / "train", ignore_errors=True)
-    resume = latest_checkpoint(output / "train") if run.attempts > 1 or run.checkpoint_dir else None
+        resume = None
+    else:
+        resume = latest_checkpoint(output / "train")
     reporter.log(
         f"attempt {run.attempts} on {run.device}"
         + (f", resuming from {resume.name}" if resume else "")
