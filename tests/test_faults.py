@@ -287,7 +287,7 @@ def test_while_the_database_is_down_every_answer_is_503_saying_so(
     ],
 )
 def test_only_sqlite_failures_that_pass_are_answered_as_an_outage(message, outage):
-    from django.db import InterfaceError, OperationalError
+    from django.db import OperationalError
 
     from core.middleware import database_unavailable
 
@@ -298,5 +298,12 @@ def test_only_sqlite_failures_that_pass_are_answered_as_an_outage(message, outag
             raise OperationalError(message) from cause
     except OperationalError as exc:
         assert database_unavailable(exc) is outage
+
+
+def test_a_closed_connection_is_an_outage_and_other_errors_are_not():
+    from django.db import InterfaceError
+
+    from core.middleware import database_unavailable
+
     assert database_unavailable(InterfaceError("connection already closed"))
     assert not database_unavailable(ValueError("no"))
