@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -56,11 +56,12 @@ class LoadedJudge:
         return score(self.model, self.tokenizer, pairs) if pairs else []
 
 
-def judge_load(judge: RewardModel) -> LoadedJudge:
-    """The judge's reward model and tokenizer, in evaluation mode on the best device."""
+def judge_load(judge: RewardModel, load: Callable[[str], LoadedJudge] | None = None) -> LoadedJudge:
+    """The judge's reward model and tokenizer, in evaluation mode on the best device, read from
+    its folder, or through `load` (a cache's `get`)."""
     try:
-        return _judge_from_folder(judge.path)
-    except (OSError, ValueError) as exc:
+        return (load or _judge_from_folder)(judge.path)
+    except (OSError, ValueError, GenerationError) as exc:
         raise JudgeError(f"Could not load judge {judge.name} from {judge.path}: {exc}") from exc
 
 
@@ -401,10 +402,7 @@ def judge_best_of_n(
     messages = with_system_prompt([{"role": "user", "content": prompt}], contestant.system_prompt)
     path = contestant_model_path(contestant)
     with _best_of_n_lock:
-        try:
-            loaded = _best_of_n_judges.get(judge.path)
-        except (OSError, ValueError, GenerationError) as exc:
-            raise JudgeError(f"Could not load judge {judge.name} from {judge.path}: {exc}") from exc
+        loaded = judge_load(judge, load=_best_of_n_judges.get)
         try:
             policy = _best_of_n_policies.get(path)
         except (OSError, ValueError, GenerationError) as exc:
