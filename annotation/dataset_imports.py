@@ -69,16 +69,17 @@ class ImportReport:
 
 def project_for_import(*, name: str, user=None) -> Project:
     """The project called `name` (or with that slug), created when it does not exist."""
-    found = Project.objects.filter(name=name).first() or Project.objects.filter(
-        slug=name).first()
+    found = Project.objects.filter(name=name).first() or Project.objects.filter(slug=name).first()
     if found:
         return found
-    return services.project_create(name=name, slug=slugify(name)[:100] or "imported",
-                                   created_by=user)
+    return services.project_create(
+        name=name, slug=slugify(name)[:100] or "imported", created_by=user
+    )
 
 
-def dataset_import(*, fmt: str, path: str | Path, project: Project | None = None, user=None,
-                   skip_bad: bool = False) -> ImportReport:
+def dataset_import(
+    *, fmt: str, path: str | Path, project: Project | None = None, user=None, skip_bad: bool = False
+) -> ImportReport:
     if fmt == "arena":
         from arena.battle_io import battles_import
 
@@ -159,9 +160,16 @@ def _prompt_messages(value) -> list[dict]:
         if not value.strip():
             raise ValueError("the prompt is empty")
         return [{"role": "user", "content": value}]
-    if isinstance(value, list) and value and all(
-            isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") in (
-                "system", "user", "assistant") for m in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("content"), str)
+            and m.get("role") in ("system", "user", "assistant")
+            for m in value
+        )
+    ):
         return formats.clean_messages(value)
     raise ValueError("prompt must be text or a list of {role, content} messages")
 
@@ -169,8 +177,13 @@ def _prompt_messages(value) -> list[dict]:
 def _answer(value, column: str) -> str:
     if isinstance(value, str):
         return value
-    if (isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict)
-            and value[0].get("role") == "assistant" and isinstance(value[0].get("content"), str)):
+    if (
+        isinstance(value, list)
+        and len(value) == 1
+        and isinstance(value[0], dict)
+        and value[0].get("role") == "assistant"
+        and isinstance(value[0].get("content"), str)
+    ):
         return value[0]["content"]
     raise ValueError(f"{column} must be text or one assistant message")
 
@@ -184,8 +197,11 @@ def _preference_pair(line: int, record: dict) -> Pair:
             return _hh_pair(line, record)
         raise ValueError("missing column prompt")
     return Pair(
-        line, _prompt_messages(record["prompt"]), _answer(record["chosen"], "chosen"),
-        _answer(record["rejected"], "rejected"), tie=bool(record.get("tie") or False),
+        line,
+        _prompt_messages(record["prompt"]),
+        _answer(record["chosen"], "chosen"),
+        _answer(record["rejected"], "rejected"),
+        tie=bool(record.get("tie") or False),
         chosen_model=str(record.get("chosen_model") or ""),
         rejected_model=str(record.get("rejected_model") or ""),
         category=str(record.get("category") or "")[:50],
@@ -206,8 +222,13 @@ def pairs_store(*, project: Project, pairs: list[Pair], source: str) -> ImportRe
     for pair in pairs:
         digest = messages_hash(pair.prompt)
         if digest not in prompt_of and digest not in fresh:
-            fresh[digest] = Prompt(project=project, messages=pair.prompt, category=pair.category,
-                                   source=source[:200], content_hash=digest)
+            fresh[digest] = Prompt(
+                project=project,
+                messages=pair.prompt,
+                category=pair.category,
+                source=source[:200],
+                content_hash=digest,
+            )
     for prompt in Prompt.objects.bulk_create(fresh.values(), batch_size=2000):
         prompt_of[prompt.content_hash] = prompt.pk
     report.prompts = len(fresh)
@@ -216,26 +237,38 @@ def pairs_store(*, project: Project, pairs: list[Pair], source: str) -> ImportRe
 
     def answer(pair: Pair, text: str, model: str) -> Completion:
         return Completion(
-            prompt_id=prompt_of[messages_hash(pair.prompt)], source=CompletionSource.MODEL,
-            contestant_id=contestants.get(model), text=text,
+            prompt_id=prompt_of[messages_hash(pair.prompt)],
+            source=CompletionSource.MODEL,
+            contestant_id=contestants.get(model),
+            text=text,
             settings={"imported_from": source[:200], **({"model": model} if model else {})},
         )
 
     answers = Completion.objects.bulk_create(
-        [a for pair in pairs for a in (answer(pair, pair.chosen, pair.chosen_model),
-                                       answer(pair, pair.rejected, pair.rejected_model))],
+        [
+            a
+            for pair in pairs
+            for a in (
+                answer(pair, pair.chosen, pair.chosen_model),
+                answer(pair, pair.rejected, pair.rejected_model),
+            )
+        ],
         batch_size=2000,
     )
     report.completions = len(answers)
     rankings = []
     for k, pair in enumerate(pairs):
         chosen, rejected = answers[2 * k].pk, answers[2 * k + 1].pk
-        rankings.append(Ranking(
-            project=project, prompt_id=answers[2 * k].prompt_id, annotator=None,
-            origin=RankingOrigin.IMPORT,
-            groups=[[chosen, rejected]] if pair.tie else [[chosen], [rejected]],
-            guidelines_version=project.guidelines_version,
-            rationale=f"Imported from {source}, line {pair.line}."[:500],
-        ))
+        rankings.append(
+            Ranking(
+                project=project,
+                prompt_id=answers[2 * k].prompt_id,
+                annotator=None,
+                origin=RankingOrigin.IMPORT,
+                groups=[[chosen, rejected]] if pair.tie else [[chosen], [rejected]],
+                guidelines_version=project.guidelines_version,
+                rationale=f"Imported from {source}, line {pair.line}."[:500],
+            )
+        )
     report.rankings = len(Ranking.objects.bulk_create(rankings, batch_size=2000))
     return report

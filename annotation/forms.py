@@ -110,8 +110,9 @@ class DatasetForm(forms.Form):
 
     name = forms.CharField(max_length=200)
     source = forms.ChoiceField(choices=SnapshotSource.choices)
-    project = forms.ModelChoiceField(queryset=None, required=False,
-                                     help_text="Not needed for arena votes.")
+    project = forms.ModelChoiceField(
+        queryset=None, required=False, help_text="Not needed for arena votes."
+    )
     format = forms.ChoiceField(choices=SnapshotFormat.choices)
     style = forms.ChoiceField(choices=SnapshotStyle.choices)
     pairs = forms.ChoiceField(choices=PairStrategy.choices, label="Pairs from a ranking")
@@ -119,10 +120,15 @@ class DatasetForm(forms.Form):
     date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     accepted_only = forms.BooleanField(required=False, label="Accepted by review only")
-    min_agreement = forms.FloatField(required=False, min_value=0, max_value=1,
-                                     help_text="Per item, among its annotators (0-1).")
-    gold_min = forms.FloatField(required=False, min_value=0, max_value=1,
-                                label="Annotators passing gold (least mean gold score)")
+    min_agreement = forms.FloatField(
+        required=False, min_value=0, max_value=1, help_text="Per item, among its annotators (0-1)."
+    )
+    gold_min = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        label="Annotators passing gold (least mean gold score)",
+    )
     categories = forms.CharField(required=False, help_text="Comma separated.")
     guidelines_versions = forms.CharField(required=False, help_text="Comma separated numbers.")
 
@@ -139,8 +145,11 @@ class DatasetForm(forms.Form):
     def filters(self) -> dict:
         d = self.cleaned_data
         return {
-            "date_from": d["date_from"], "date_to": d["date_to"],
-            "accepted_only": d["accepted_only"], "min_agreement": d["min_agreement"],
-            "gold_min": d["gold_min"], "categories": _split(d["categories"]),
+            "date_from": d["date_from"],
+            "date_to": d["date_to"],
+            "accepted_only": d["accepted_only"],
+            "min_agreement": d["min_agreement"],
+            "gold_min": d["gold_min"],
+            "categories": _split(d["categories"]),
             "guidelines_versions": d["guidelines_versions"],
         }

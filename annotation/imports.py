@@ -216,8 +216,9 @@ def parse_file(
     if len(records) > MAX_ROWS:
         raise ImportRefused(None, f"The file holds more than {MAX_ROWS} rows; split it.")
     if instruction:
-        return rows_from_template(records, instruction=instruction, answer=answer,
-                                  category=category)
+        return rows_from_template(
+            records, instruction=instruction, answer=answer, category=category
+        )
     rows = [row_from_record(line, record) for line, record in records]
     if category:
         for row in rows:

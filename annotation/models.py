@@ -77,9 +77,7 @@ class Project(models.Model):
     fast_seconds = models.PositiveIntegerField(
         default=8, help_text="Judgments quicker than this are flagged as suspiciously fast."
     )
-    created_by = models.ForeignKey(
-        USER, null=True, blank=True, on_delete=models.SET_NULL
-    )
+    created_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -236,9 +234,7 @@ class Assignment(models.Model):
     shown in (display letters A, B, C ... map to `display_order`)."""
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
-    user = models.ForeignKey(
-        USER, on_delete=models.CASCADE, related_name="annotation_assignments"
-    )
+    user = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="annotation_assignments")
     status = models.CharField(
         max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.ACTIVE
     )
@@ -434,13 +430,13 @@ class DatasetSnapshot(models.Model):
     style = models.CharField(
         max_length=20, choices=SnapshotStyle.choices, default=SnapshotStyle.STANDARD
     )
-    pairs = models.CharField(
-        max_length=20, choices=PairStrategy.choices, default=PairStrategy.ALL
-    )
+    pairs = models.CharField(max_length=20, choices=PairStrategy.choices, default=PairStrategy.ALL)
     ties = models.CharField(max_length=10, choices=TiesPolicy.choices, default=TiesPolicy.DROP)
     filters = models.JSONField(default=dict, blank=True)
     status = models.CharField(
-        max_length=10, choices=SnapshotStatus.choices, default=SnapshotStatus.PENDING,
+        max_length=10,
+        choices=SnapshotStatus.choices,
+        default=SnapshotStatus.PENDING,
         db_index=True,
     )
     error = models.TextField(blank=True)

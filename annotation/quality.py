@@ -150,8 +150,9 @@ def krippendorff_alpha_ordinal(units: Iterable[Mapping[Hashable, float]]) -> flo
     if size == 1:
         return 1.0
     cumulative = np.concatenate([[0.0], np.cumsum(n_c)])  # cumulative[k] = sum n_g for g < k
-    lo, hi = np.minimum.outer(np.arange(size), np.arange(size)), np.maximum.outer(
-        np.arange(size), np.arange(size)
+    lo, hi = (
+        np.minimum.outer(np.arange(size), np.arange(size)),
+        np.maximum.outer(np.arange(size), np.arange(size)),
     )
     # delta(c, k) = (sum_{g=c..k} n_g - (n_c + n_k) / 2) ** 2
     span = cumulative[hi + 1] - cumulative[lo]

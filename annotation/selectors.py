@@ -27,9 +27,9 @@ from annotation.models import (
 
 
 def project_list():
-    return Project.objects.annotate(
-        prompt_count=Count("prompts", distinct=True)
-    ).prefetch_related("contestants")
+    return Project.objects.annotate(prompt_count=Count("prompts", distinct=True)).prefetch_related(
+        "contestants"
+    )
 
 
 @dataclass
@@ -63,8 +63,9 @@ def demonstration_starting_points(*, assignment: Assignment) -> list[Completion]
 def review_queue(*, project: Project, reviewer, limit: int = 50) -> dict:
     """Work waiting for review, oldest first, never the reviewer's own."""
     rankings = (
-        Ranking.objects.filter(project=project, review_status=ReviewStatus.PENDING,
-                               origin=RankingOrigin.TASK)
+        Ranking.objects.filter(
+            project=project, review_status=ReviewStatus.PENDING, origin=RankingOrigin.TASK
+        )
         .exclude(annotator=reviewer)
         .select_related("annotator", "prompt")
         .order_by("created_at")[:limit]
@@ -87,8 +88,11 @@ def ranking_display(ranking: Ranking) -> list[dict]:
     return [
         {
             "members": [
-                {"letter": letter.get(cid, "?"), "completion": by_id.get(cid),
-                 "labels": ranking.labels.get(str(cid), {})}
+                {
+                    "letter": letter.get(cid, "?"),
+                    "completion": by_id.get(cid),
+                    "labels": ranking.labels.get(str(cid), {}),
+                }
                 for cid in group
             ]
         }
@@ -159,8 +163,9 @@ def project_agreement(*, project: Project) -> dict:
     items = _rankings_by_item(project)
     shared = {k: v for k, v in items.items() if len(v) >= 2}
     overall = quality.pairwise_agreement(shared)
-    names = dict(get_user_model().objects.filter(
-        id__in=overall.per_annotator).values_list("id", "username"))
+    names = dict(
+        get_user_model().objects.filter(id__in=overall.per_annotator).values_list("id", "username")
+    )
     return {
         "items": len(shared),
         "pairwise_rate": overall.rate,
@@ -190,16 +195,33 @@ def annotator_stats(*, project: Project) -> list[dict]:
     rows: dict[str, dict] = {}
     work = [
         *Ranking.objects.filter(project=project, origin=RankingOrigin.TASK).values(
-            "annotator__username", "duration_ms", "is_gold", "gold_score", "review_status",
-            "created_at"),
+            "annotator__username",
+            "duration_ms",
+            "is_gold",
+            "gold_score",
+            "review_status",
+            "created_at",
+        ),
         *Demonstration.objects.filter(project=project, annotator__isnull=False).values(
-            "annotator__username", "duration_ms", "review_status", "created_at"),
+            "annotator__username", "duration_ms", "review_status", "created_at"
+        ),
     ]
     for w in work:
         name = w["annotator__username"]
-        r = rows.setdefault(name, {"annotator": name, "judgments": 0, "durations": [],
-                                   "gold": [], "fast": 0, "accepted": 0, "rejected": 0,
-                                   "first": w["created_at"], "last": w["created_at"]})
+        r = rows.setdefault(
+            name,
+            {
+                "annotator": name,
+                "judgments": 0,
+                "durations": [],
+                "gold": [],
+                "fast": 0,
+                "accepted": 0,
+                "rejected": 0,
+                "first": w["created_at"],
+                "last": w["created_at"],
+            },
+        )
         r["judgments"] += 1
         r["first"], r["last"] = min(r["first"], w["created_at"]), max(r["last"], w["created_at"])
         if w["duration_ms"] is not None:
@@ -212,26 +234,29 @@ def annotator_stats(*, project: Project) -> list[dict]:
     out = []
     for name, r in sorted(rows.items()):
         hours = max((r["last"] - r["first"]).total_seconds() / 3600, 1 / 60)
-        out.append({
-            "annotator": name,
-            "judgments": r["judgments"],
-            "per_hour": round(r["judgments"] / hours, 1),
-            "median_seconds": statistics.median(r["durations"]) if r["durations"] else None,
-            "gold_accuracy": statistics.fmean(r["gold"]) if r["gold"] else None,
-            "gold_judgments": len(r["gold"]),
-            "agreement": agreement.get(name, {}).get("rate"),
-            "fast": r["fast"],
-            "accepted": r["accepted"],
-            "rejected": r["rejected"],
-        })
+        out.append(
+            {
+                "annotator": name,
+                "judgments": r["judgments"],
+                "per_hour": round(r["judgments"] / hours, 1),
+                "median_seconds": statistics.median(r["durations"]) if r["durations"] else None,
+                "gold_accuracy": statistics.fmean(r["gold"]) if r["gold"] else None,
+                "gold_judgments": len(r["gold"]),
+                "agreement": agreement.get(name, {}).get("rate"),
+                "fast": r["fast"],
+                "accepted": r["accepted"],
+                "rejected": r["rejected"],
+            }
+        )
     return out
 
 
 def fast_judgments(*, project: Project, limit: int = 50):
     """Rankings made quicker than the project's threshold: worth a reviewer's look."""
     return (
-        Ranking.objects.filter(project=project, origin=RankingOrigin.TASK,
-                               duration_ms__lt=project.fast_seconds * 1000)
+        Ranking.objects.filter(
+            project=project, origin=RankingOrigin.TASK, duration_ms__lt=project.fast_seconds * 1000
+        )
         .select_related("annotator")
         .order_by("-created_at")[:limit]
     )
@@ -273,11 +298,7 @@ def project_leaderboard(*, project: Project) -> list[dict]:
 
 
 def judgments_for_api(*, project: Project):
-    return (
-        Ranking.objects.filter(project=project)
-        .select_related("annotator")
-        .order_by("id")
-    )
+    return Ranking.objects.filter(project=project).select_related("annotator").order_by("id")
 
 
 def user_has_pending(*, project: Project, user) -> bool:

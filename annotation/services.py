@@ -571,7 +571,9 @@ def demonstration_submit(
         )
         if original is not None and text.strip() != original.text.strip():
             edited = Completion.objects.create(
-                prompt_id=item.prompt_id, source=CompletionSource.HUMAN, text=text.strip(),
+                prompt_id=item.prompt_id,
+                source=CompletionSource.HUMAN,
+                text=text.strip(),
                 author=user,
             )
             Ranking.objects.create(
@@ -601,10 +603,16 @@ def review_decide(*, work: Ranking | Demonstration, reviewer, accept: bool, comm
     model = type(work)
     now = timezone.now()
     with transaction.atomic():
-        changed = model.objects.filter(pk=work.pk).exclude(
-            review_status=ReviewStatus.REJECTED
-        ).update(review_status=status, reviewer=reviewer, review_comment=comment.strip(),
-                 reviewed_at=now)
+        changed = (
+            model.objects.filter(pk=work.pk)
+            .exclude(review_status=ReviewStatus.REJECTED)
+            .update(
+                review_status=status,
+                reviewer=reviewer,
+                review_comment=comment.strip(),
+                reviewed_at=now,
+            )
+        )
         if not changed:
             raise TaskError("This work was already rejected.", status=409)
         if not accept:
@@ -613,9 +621,15 @@ def review_decide(*, work: Ranking | Demonstration, reviewer, accept: bool, comm
             if isinstance(work, Demonstration) and work.edited_from_id:
                 # The edit pair came from the same answer and falls with it.
                 Ranking.objects.filter(
-                    origin=RankingOrigin.EDIT, annotator_id=work.annotator_id,
-                    prompt_id=work.prompt_id, created_at=work.created_at,
-                ).update(review_status=status, reviewer=reviewer, reviewed_at=now,
-                         review_comment=comment.strip())
+                    origin=RankingOrigin.EDIT,
+                    annotator_id=work.annotator_id,
+                    prompt_id=work.prompt_id,
+                    created_at=work.created_at,
+                ).update(
+                    review_status=status,
+                    reviewer=reviewer,
+                    reviewed_at=now,
+                    review_comment=comment.strip(),
+                )
     work.refresh_from_db()
     return work

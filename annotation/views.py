@@ -170,8 +170,9 @@ def task_skip(request, assignment_id: int):
         messages.error(request, "Say why you skip this task.")
         return redirect("annotation:task", assignment_id=assignment.id)
     try:
-        services.task_skip(assignment=assignment, user=request.user,
-                           reason=form.cleaned_data["reason"])
+        services.task_skip(
+            assignment=assignment, user=request.user, reason=form.cleaned_data["reason"]
+        )
     except TaskError as exc:
         messages.error(request, exc.message)
     return redirect("annotation:next", slug=assignment.item.project.slug)
@@ -193,12 +194,14 @@ def review_page(request, slug: str):
     project = get_object_or_404(Project, slug=slug)
     queue = selectors.review_queue(project=project, reviewer=request.user)
     rankings = [
-        {"work": r, "groups": selectors.ranking_display(r),
-         "order": selectors.ranking_order_text(r)}
+        {
+            "work": r,
+            "groups": selectors.ranking_display(r),
+            "order": selectors.ranking_order_text(r),
+        }
         for r in queue["rankings"]
     ]
-    context = {"project": project, "rankings": rankings,
-               "demonstrations": queue["demonstrations"]}
+    context = {"project": project, "rankings": rankings, "demonstrations": queue["demonstrations"]}
     return render(request, "annotation/review.html", context)
 
 
@@ -214,7 +217,8 @@ def review_decide(request, kind: str, work_id: int):
     if form.is_valid():
         try:
             services.review_decide(
-                work=work, reviewer=request.user,
+                work=work,
+                reviewer=request.user,
                 accept=form.cleaned_data["decision"] == "accept",
                 comment=form.cleaned_data["comment"],
             )
@@ -244,8 +248,11 @@ def prompts_import(request, slug: str):
     upload = form.cleaned_data["file"]
     try:
         rows = parse_file(
-            upload.read(), filename=upload.name, declared_format=form.cleaned_data["format"],
-            instruction=form.cleaned_data["instruction"], answer=form.cleaned_data["answer"],
+            upload.read(),
+            filename=upload.name,
+            declared_format=form.cleaned_data["format"],
+            instruction=form.cleaned_data["instruction"],
+            answer=form.cleaned_data["answer"],
             category=form.cleaned_data["category"],
         )
     except ImportRefused as exc:
@@ -256,8 +263,9 @@ def prompts_import(request, slug: str):
     )
     note = f" Skipped {len(result.duplicates)} duplicates." if result.duplicates else ""
     messages.success(
-        request, f"Imported {result.created} prompts and {result.demonstrations} "
-        f"demonstrations from {upload.name}.{note}"
+        request,
+        f"Imported {result.created} prompts and {result.demonstrations} "
+        f"demonstrations from {upload.name}.{note}",
     )
     return redirect("annotation:project", slug=slug)
 
@@ -320,8 +328,13 @@ def dataset_list(request):
         d = form.cleaned_data
         try:
             spec = datasets.Spec(
-                source=d["source"], format=d["format"], project=d["project"], style=d["style"],
-                pairs=d["pairs"], ties=d["ties"], filters=datasets.Filters.parse(form.filters()),
+                source=d["source"],
+                format=d["format"],
+                project=d["project"],
+                style=d["style"],
+                pairs=d["pairs"],
+                ties=d["ties"],
+                filters=datasets.Filters.parse(form.filters()),
             )
             snapshot = datasets.snapshot_create(name=d["name"], spec=spec, user=request.user)
         except datasets.DatasetError as exc:

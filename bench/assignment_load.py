@@ -42,8 +42,12 @@ def _args() -> argparse.Namespace:
     p.add_argument("--overlap", type=int, default=3)
     p.add_argument("--annotators", type=int, default=32)
     p.add_argument("--duration", type=float, default=60.0, help="seconds of load")
-    p.add_argument("--think", type=float, default=0.0,
-                   help="mean seconds an annotator spends on a task (0: submit at once)")
+    p.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean seconds an annotator spends on a task (0: submit at once)",
+    )
     p.add_argument("--processes", type=int, default=4, help="client processes")
     p.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
@@ -101,8 +105,10 @@ def _setup(args) -> tuple[list[str], int]:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE annotation_item, annotation_assignment, annotation_ranking, "
-                       "annotation_item_completions")
+        cursor.execute(
+            "ANALYZE annotation_item, annotation_assignment, annotation_ranking, "
+            "annotation_item_completions"
+        )
     tokens = []
     for n in range(args.annotators):
         user, _ = get_user_model().objects.get_or_create(username=f"bench-annotator-{n}")
@@ -123,13 +129,17 @@ def _build_items(project, count: int, *, start: int, batch: int = 5000) -> None:
         with transaction.atomic():
             numbers = range(start + offset, start + offset + n)
             prompts = Prompt.objects.bulk_create(
-                Prompt(project=project, messages=[{"role": "user", "content": f"Prompt {k}"}],
-                       content_hash=f"bench-{k}")
+                Prompt(
+                    project=project,
+                    messages=[{"role": "user", "content": f"Prompt {k}"}],
+                    content_hash=f"bench-{k}",
+                )
                 for k in numbers
             )
             completions = Completion.objects.bulk_create(
                 Completion(prompt=p, source="human", text=f"Answer {side} to {p.id}")
-                for p in prompts for side in "xy"
+                for p in prompts
+                for side in "xy"
             )
             items = Item.objects.bulk_create(
                 Item(project=project, prompt=p, kind="ranking") for p in prompts
@@ -137,7 +147,7 @@ def _build_items(project, count: int, *, start: int, batch: int = 5000) -> None:
             through.objects.bulk_create(
                 through(item_id=item.id, completion_id=c.id)
                 for k, item in enumerate(items)
-                for c in completions[2 * k: 2 * k + 2]
+                for c in completions[2 * k : 2 * k + 2]
             )
     print(f"built {count} items in {time.perf_counter() - t0:.1f} s", flush=True)
 
@@ -150,10 +160,27 @@ def _start_server(args) -> subprocess.Popen:
 
     env = {**os.environ, "DJANGO_DEBUG": "0", "LOG_LEVEL": "ERROR"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{args.port}",
-         "-w", str(args.workers), "-k", "gthread", "--threads", str(args.threads),
-         "--timeout", "60", "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "-b",
+            f"127.0.0.1:{args.port}",
+            "-w",
+            str(args.workers),
+            "-k",
+            "gthread",
+            "--threads",
+            str(args.threads),
+            "--timeout",
+            "60",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -193,8 +220,9 @@ def _annotator(url: str, token: str, until: float, think: float, out: dict) -> N
             time.sleep(rng.expovariate(1 / think))
         order = rng.choice(["A > B", "B > A", "A = B"])
         t0 = time.perf_counter()
-        r = session.post(f"{url}/api/annotation/tasks/{task['id']}/ranking/",
-                         json={"order": order}, timeout=30)
+        r = session.post(
+            f"{url}/api/annotation/tasks/{task['id']}/ranking/", json={"order": order}, timeout=30
+        )
         out["submit_ms"].append((time.perf_counter() - t0) * 1000)
         if r.status_code == 201:
             out["accepted"].append(r.json()["id"])
@@ -204,8 +232,9 @@ def _annotator(url: str, token: str, until: float, think: float, out: dict) -> N
 
 def _client_process(url: str, tokens: list[str], until: float, think: float, queue) -> None:
     out = {"next_ms": [], "submit_ms": [], "accepted": [], "errors": []}
-    threads = [threading.Thread(target=_annotator, args=(url, t, until, think, out))
-               for t in tokens]
+    threads = [
+        threading.Thread(target=_annotator, args=(url, t, until, think, out)) for t in tokens
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -216,10 +245,14 @@ def _client_process(url: str, tokens: list[str], until: float, think: float, que
 def _load(args, url: str, tokens: list[str]) -> dict:
     until = time.time() + args.duration
     queue = mp.get_context("fork").Queue()
-    groups = [tokens[k:: args.processes] for k in range(args.processes)]
-    procs = [mp.get_context("fork").Process(target=_client_process,
-                                            args=(url, g, until, args.think, queue))
-             for g in groups if g]
+    groups = [tokens[k :: args.processes] for k in range(args.processes)]
+    procs = [
+        mp.get_context("fork").Process(
+            target=_client_process, args=(url, g, until, args.think, queue)
+        )
+        for g in groups
+        if g
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=args.duration + 120) for _ in procs]
@@ -242,8 +275,9 @@ def _check(overlap: int, accepted: list[int]) -> dict:
     rankings = Ranking.objects.filter(project__slug=SLUG)
     per_item = rankings.values("item_id").annotate(n=Count("id"))
     over = per_item.filter(n__gt=overlap).count()
-    twice = rankings.values("item_id", "annotator_id").annotate(n=Count("id")).filter(
-        n__gt=1).count()
+    twice = (
+        rankings.values("item_id", "annotator_id").annotate(n=Count("id")).filter(n__gt=1).count()
+    )
     stored = set(rankings.values_list("id", flat=True))
     lost = len(set(accepted) - stored)
     return {
@@ -255,7 +289,8 @@ def _check(overlap: int, accepted: list[int]) -> dict:
         "items_complete": per_item.filter(n=overlap).count(),
         "max_per_item": max((r["n"] for r in per_item), default=0),
         "items_taken_beyond_overlap": Item.objects.filter(
-            project__slug=SLUG, taken__gt=overlap).count(),
+            project__slug=SLUG, taken__gt=overlap
+        ).count(),
     }
 
 
@@ -281,23 +316,33 @@ def main() -> None:
             server.wait(timeout=30)
     checks = _check(args.overlap, result["accepted"])
     nxt, sub = result["next_ms"], result["submit_ms"]
-    print(f"items {items}, overlap {args.overlap}, annotators {args.annotators}, "
-          f"think {args.think} s, server {'external' if args.url else f'gunicorn {args.workers}x{args.threads}'}, "  # noqa: E501
-          f"cpus {os.cpu_count()}")
-    print(f"ran {elapsed:.1f} s: {len(nxt)} next-task requests, {len(result['accepted'])} "
-          f"judgments accepted ({len(result['accepted']) / elapsed:.0f}/s), "
-          f"{len(result['errors'])} errors {sorted(set(result['errors']))[:5]}")
-    print(f"next task ms: p50 {_pct(nxt, 50):.1f}  p95 {_pct(nxt, 95):.1f}  "
-          f"p99 {_pct(nxt, 99):.1f}  max {max(nxt):.1f}")
-    print(f"submit ms:    p50 {_pct(sub, 50):.1f}  p95 {_pct(sub, 95):.1f}  "
-          f"p99 {_pct(sub, 99):.1f}")
+    print(
+        f"items {items}, overlap {args.overlap}, annotators {args.annotators}, "
+        f"think {args.think} s, server {'external' if args.url else f'gunicorn {args.workers}x{args.threads}'}, "  # noqa: E501
+        f"cpus {os.cpu_count()}"
+    )
+    print(
+        f"ran {elapsed:.1f} s: {len(nxt)} next-task requests, {len(result['accepted'])} "
+        f"judgments accepted ({len(result['accepted']) / elapsed:.0f}/s), "
+        f"{len(result['errors'])} errors {sorted(set(result['errors']))[:5]}"
+    )
+    print(
+        f"next task ms: p50 {_pct(nxt, 50):.1f}  p95 {_pct(nxt, 95):.1f}  "
+        f"p99 {_pct(nxt, 99):.1f}  max {max(nxt):.1f}"
+    )
+    print(
+        f"submit ms:    p50 {_pct(sub, 50):.1f}  p95 {_pct(sub, 95):.1f}  p99 {_pct(sub, 99):.1f}"
+    )
     print("checks: " + ", ".join(f"{k} {v}" for k, v in checks.items()))
-    ok = not (checks["items_over_overlap"] or checks["judged_twice"] or checks["lost"]
-              or checks["extra"])
+    ok = not (
+        checks["items_over_overlap"] or checks["judged_twice"] or checks["lost"] or checks["extra"]
+    )
     print("invariants hold" if ok else "INVARIANTS BROKEN")
     p95 = _pct(nxt, 95)
-    print(f"assignment_load: next-task p95 {p95:.1f} ms (target 50 ms) with {args.annotators} "
-          f"annotators thinking {args.think} s on average: {'PASS' if p95 < 50 else 'FAIL'}")
+    print(
+        f"assignment_load: next-task p95 {p95:.1f} ms (target 50 ms) with {args.annotators} "
+        f"annotators thinking {args.think} s on average: {'PASS' if p95 < 50 else 'FAIL'}"
+    )
     sys.exit(0 if ok else 1)
 
 

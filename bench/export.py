@@ -31,8 +31,10 @@ SIZES = {"bench-100k": 16_667, "bench-1m": 166_667}
 K = 4
 LIMIT_S = 20.0
 FLAT_RATIO = 1.5
-WORDS = ("the model answers the question with care and a short example that shows how it "
-         "works in practice while noting limits of the approach and what to try next").split()
+WORDS = (
+    "the model answers the question with care and a short example that shows how it "
+    "works in practice while noting limits of the approach and what to try next"
+).split()
 
 
 def _setup():
@@ -79,9 +81,16 @@ def seed(reseed: bool) -> None:
     user, _ = get_user_model().objects.get_or_create(username="bench-annotator")
     from arena.models import Contestant
 
-    models = [Contestant.objects.filter(name=f"bench-model-{m}").first() or contestant_create(
-        name=f"bench-model-{m}", display_name=f"Bench {m}", backend="local",
-        model_path=f"/models/{m}") for m in range(K)]
+    models = [
+        Contestant.objects.filter(name=f"bench-model-{m}").first()
+        or contestant_create(
+            name=f"bench-model-{m}",
+            display_name=f"Bench {m}",
+            backend="local",
+            model_path=f"/models/{m}",
+        )
+        for m in range(K)
+    ]
     now = timezone.now().isoformat()
     started = time.perf_counter()
     for slug, count in SIZES.items():
@@ -93,32 +102,114 @@ def seed(reseed: bool) -> None:
             first_prompt = cursor.fetchone()[0] + 1
             cursor.execute("SELECT coalesce(max(id), 0) FROM annotation_completion")
             first_answer = cursor.fetchone()[0] + 1
-            _copy(cursor, "annotation_prompt", [
-                "id", "project_id", "messages", "category", "tags", "source", "content_hash",
-                "created_at"], (
-                (first_prompt + n, project.pk,
-                 json.dumps([{"role": "user", "content": f"Question {n}: {_text(n, 120)}?"}]),
-                 ("math", "code", "writing")[n % 3], "[]", "bench", "", now)
-                for n in range(count)))
-            _copy(cursor, "annotation_completion", [
-                "id", "prompt_id", "source", "contestant_id", "settings", "text", "is_ready",
-                "failed", "created_at"], (
-                (first_answer + n * K + k, first_prompt + n, "model", models[k].pk,
-                 '{"temperature": 0.8, "top_p": 0.95}', _text(n * K + k), True, False, now)
-                for n in range(count) for k in range(K)))
-            _copy(cursor, "annotation_ranking", [
-                "project_id", "prompt_id", "annotator_id", "origin", "groups", "display_order",
-                "all_bad", "labels", "rationale", "guidelines_version", "is_gold", "created_at",
-                "review_status", "review_comment"], (
-                (project.pk, first_prompt + n, user.pk, "task",
-                 json.dumps([[first_answer + n * K + (k + n) % K] for k in range(K)]), "[]",
-                 False, "{}", "", 1, False, now, "accepted", "")
-                for n in range(count)))
+            _copy(
+                cursor,
+                "annotation_prompt",
+                [
+                    "id",
+                    "project_id",
+                    "messages",
+                    "category",
+                    "tags",
+                    "source",
+                    "content_hash",
+                    "created_at",
+                ],
+                (
+                    (
+                        first_prompt + n,
+                        project.pk,
+                        json.dumps(
+                            [{"role": "user", "content": f"Question {n}: {_text(n, 120)}?"}]
+                        ),
+                        ("math", "code", "writing")[n % 3],
+                        "[]",
+                        "bench",
+                        "",
+                        now,
+                    )
+                    for n in range(count)
+                ),
+            )
+            _copy(
+                cursor,
+                "annotation_completion",
+                [
+                    "id",
+                    "prompt_id",
+                    "source",
+                    "contestant_id",
+                    "settings",
+                    "text",
+                    "is_ready",
+                    "failed",
+                    "created_at",
+                ],
+                (
+                    (
+                        first_answer + n * K + k,
+                        first_prompt + n,
+                        "model",
+                        models[k].pk,
+                        '{"temperature": 0.8, "top_p": 0.95}',
+                        _text(n * K + k),
+                        True,
+                        False,
+                        now,
+                    )
+                    for n in range(count)
+                    for k in range(K)
+                ),
+            )
+            _copy(
+                cursor,
+                "annotation_ranking",
+                [
+                    "project_id",
+                    "prompt_id",
+                    "annotator_id",
+                    "origin",
+                    "groups",
+                    "display_order",
+                    "all_bad",
+                    "labels",
+                    "rationale",
+                    "guidelines_version",
+                    "is_gold",
+                    "created_at",
+                    "review_status",
+                    "review_comment",
+                ],
+                (
+                    (
+                        project.pk,
+                        first_prompt + n,
+                        user.pk,
+                        "task",
+                        json.dumps([[first_answer + n * K + (k + n) % K] for k in range(K)]),
+                        "[]",
+                        False,
+                        "{}",
+                        "",
+                        1,
+                        False,
+                        now,
+                        "accepted",
+                        "",
+                    )
+                    for n in range(count)
+                ),
+            )
             for table in ("annotation_prompt", "annotation_completion", "annotation_ranking"):
-                cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                               f"(SELECT max(id) FROM {table}))")
-        print(f"seeded {slug}: {count} rankings, {count * K} answers "
-              f"({time.perf_counter() - started:.1f} s so far)", flush=True)
+                cursor.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                )
+        print(
+            f"seeded {slug}: {count} rankings, {count * K} answers "
+            f"({time.perf_counter() - started:.1f} s so far)",
+            flush=True,
+        )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
 
@@ -138,13 +229,28 @@ def child(slug: str, output: str) -> None:
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu0  # this process only; PostgreSQL's own work is not in it
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"rows": stats.rows, "seconds": seconds, "cpu": cpu, "base_mb": base,
-                      "peak_mb": peak, "bytes": Path(output).stat().st_size}))
+    print(
+        json.dumps(
+            {
+                "rows": stats.rows,
+                "seconds": seconds,
+                "cpu": cpu,
+                "base_mb": base,
+                "peak_mb": peak,
+                "bytes": Path(output).stat().st_size,
+            }
+        )
+    )
 
 
 def run_one(slug: str, output: Path) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", slug, "--output", str(output)],
-                          capture_output=True, text=True, check=True, env=os.environ.copy())
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", slug, "--output", str(output)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -165,27 +271,36 @@ def main() -> None:
         return
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"cores: {os.cpu_count()}, load average before: "
-          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(
+        f"cores: {os.cpu_count()}, load average before: "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
     results: dict[str, list[dict]] = {slug: [] for slug in SIZES}
     for attempt in range(1, args.repeat + 1):
         for slug in SIZES:
             r = run_one(slug, out / f"{slug}.parquet")
             results[slug].append(r)
             growth = r["peak_mb"] - r["base_mb"]
-            print(f"run {attempt} {slug}: {r['rows']:>9,} pairs in {r['seconds']:6.2f} s "
-                  f"= {r['rows'] / r['seconds']:>9,.0f} rows/s (cpu {r['cpu']:.1f} s); "
-                  f"peak RSS {r['peak_mb']:.0f} MB "
-                  f"(+{growth:.0f} MB over {r['base_mb']:.0f} MB at start); "
-                  f"parquet {r['bytes'] / 2**20:.0f} MB; "
-                  f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+            print(
+                f"run {attempt} {slug}: {r['rows']:>9,} pairs in {r['seconds']:6.2f} s "
+                f"= {r['rows'] / r['seconds']:>9,.0f} rows/s (cpu {r['cpu']:.1f} s); "
+                f"peak RSS {r['peak_mb']:.0f} MB "
+                f"(+{growth:.0f} MB over {r['base_mb']:.0f} MB at start); "
+                f"parquet {r['bytes'] / 2**20:.0f} MB; "
+                f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+                flush=True,
+            )
     best_1m = min(r["seconds"] for r in results["bench-1m"])
     growth = {slug: min(r["peak_mb"] - r["base_mb"] for r in rs) for slug, rs in results.items()}
     flat = growth["bench-1m"] <= FLAT_RATIO * max(growth["bench-100k"], 1.0)
-    print(f"1M pairs best {best_1m:.2f} s (limit {LIMIT_S:.0f} s): "
-          f"{'PASS' if best_1m < LIMIT_S else 'FAIL'}")
-    print(f"peak RSS growth 100k: {growth['bench-100k']:.0f} MB, 1M: {growth['bench-1m']:.0f} MB"
-          f" (flat = within {FLAT_RATIO}x): {'PASS' if flat else 'FAIL'}")
+    print(
+        f"1M pairs best {best_1m:.2f} s (limit {LIMIT_S:.0f} s): "
+        f"{'PASS' if best_1m < LIMIT_S else 'FAIL'}"
+    )
+    print(
+        f"peak RSS growth 100k: {growth['bench-100k']:.0f} MB, 1M: {growth['bench-1m']:.0f} MB"
+        f" (flat = within {FLAT_RATIO}x): {'PASS' if flat else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

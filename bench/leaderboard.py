@@ -39,8 +39,11 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--threads", default="1", help="BLAS threads ('keep' leaves env alone)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--real", default=str(Path(__file__).resolve().parents[2]
-                              / "shared/data/arena_human_preference_140k_votes.csv.gz"),
+        "--real",
+        default=str(
+            Path(__file__).resolve().parents[2]
+            / "shared/data/arena_human_preference_140k_votes.csv.gz"
+        ),
         help="real arena votes (skipped when absent)",
     )
     return parser.parse_args()
@@ -151,8 +154,13 @@ def reference_fit(a, b, y, m, weights=None, x0=None) -> np.ndarray:
         return float(w @ (np.logaddexp(0, d) - y * d)) / total, grad / total
 
     start = np.zeros(m) if x0 is None else x0
-    res = optimize.minimize(objective, start, jac=True, method="L-BFGS-B",
-                            options={"maxiter": 2000, "gtol": 1e-9, "ftol": 1e-15})
+    res = optimize.minimize(
+        objective,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 2000, "gtol": 1e-9, "ftol": 1e-15},
+    )
     return 1000 + (res.x - res.x.mean()) / R.NAT
 
 
@@ -180,26 +188,33 @@ def run_size(n: int, args: argparse.Namespace, rng: np.random.Generator) -> dict
         table = R.aggregate(a, b, y, models)
         return table, R.bradley_terry(table)
 
-    out["fit_s"], out["fit_mb"], (table, bt) = measure("aggregate + Bradley-Terry fit", fit,
-                                                       args.repeat)
+    out["fit_s"], out["fit_mb"], (table, bt) = measure(
+        "aggregate + Bradley-Terry fit", fit, args.repeat
+    )
     out["sand_s"], out["sand_mb"], sandwich = measure(
-        "sandwich CIs", lambda: R.sandwich_ci(bt, table), args.repeat)
+        "sandwich CIs", lambda: R.sandwich_ci(bt, table), args.repeat
+    )
 
     def fit_and_sandwich():
         t, f = fit()
         return R.sandwich_ci(f, t)
 
-    out["fs_s"], out["fs_mb"], _ = measure("fit + sandwich (end to end)", fit_and_sandwich,
-                                           args.repeat)
+    out["fs_s"], out["fs_mb"], _ = measure(
+        "fit + sandwich (end to end)", fit_and_sandwich, args.repeat
+    )
     out["boot_s"], out["boot_mb"], boot = measure(
-        f"bootstrap, {args.rounds} rounds", lambda: R.bootstrap_ci(bt, table, rounds=args.rounds),
-        args.repeat)
+        f"bootstrap, {args.rounds} rounds",
+        lambda: R.bootstrap_ci(bt, table, rounds=args.rounds),
+        args.repeat,
+    )
     out["style_s"], out["style_mb"], style = measure(
         "style-controlled fit (4 features)",
         lambda: R.style_control(a, b, data["y_style"], data["fa"], data["fb"], models=models),
-        args.repeat)
+        args.repeat,
+    )
     out["style_sand_s"], _, style_ci = measure(
-        "style sandwich CIs", lambda: R.style_sandwich_ci(style), 1)
+        "style sandwich CIs", lambda: R.style_sandwich_ci(style), 1
+    )
     out["elo_s"], _, _ = measure("online Elo (sequential)", lambda: R.elo_online(a, b, y), 1)
     report_accuracy(bt, sandwich, boot, truth, strengths, out)
     report_style(style, style_ci, strengths, data, models, out)
@@ -214,11 +229,15 @@ def report_accuracy(bt, sandwich, boot, truth, strengths, out) -> None:
     out["cover_sand"] = float(np.mean((sandwich.lower <= truth) & (truth <= sandwich.upper)))
     out["cover_boot"] = float(np.mean((boot.lower <= truth) & (truth <= boot.upper)))
     width = np.median(boot.upper - boot.lower) / np.median(sandwich.upper - sandwich.lower)
-    print(f"  accuracy vs truth: Spearman {out['spearman']:.4f} "
-          f"(vs raw Davidson strengths {stats.spearmanr(bt.ratings, strengths).statistic:.4f}), "
-          f"max |error| {out['max_err']:.2f} pts, median |error| {np.median(np.abs(err)):.2f} pts")
-    print(f"  95% CI coverage of truth: sandwich {out['cover_sand']:.0%}, "
-          f"bootstrap {out['cover_boot']:.0%}; median width bootstrap/sandwich {width:.3f}")
+    print(
+        f"  accuracy vs truth: Spearman {out['spearman']:.4f} "
+        f"(vs raw Davidson strengths {stats.spearmanr(bt.ratings, strengths).statistic:.4f}), "
+        f"max |error| {out['max_err']:.2f} pts, median |error| {np.median(np.abs(err)):.2f} pts"
+    )
+    print(
+        f"  95% CI coverage of truth: sandwich {out['cover_sand']:.0%}, "
+        f"bootstrap {out['cover_boot']:.0%}; median width bootstrap/sandwich {width:.3f}"
+    )
     print(f"  convergence: ||grad|| {bt.grad_norm:.1e} after {bt.iterations} iterations")
 
 
@@ -227,10 +246,12 @@ def report_style(style, style_ci, strengths, data, models, out) -> None:
     plain = R.bradley_terry(R.aggregate(data["a"], data["b"], data["y_style"], models))
     cover = np.mean((style_ci.lower <= truth) & (truth <= style_ci.upper))
     se = R.style_coefficient_se(style)[0]
-    print(f"  style control: length coefficient {style.coefficients[0]:.3f} +- {se:.3f} "
-          f"(true {STYLE_GAMMA}), max |error| {np.abs(style.ratings - truth).max():.2f} pts "
-          f"(plain BT on the same votes: {np.abs(plain.ratings - truth).max():.2f}), "
-          f"CI coverage {cover:.0%}")
+    print(
+        f"  style control: length coefficient {style.coefficients[0]:.3f} +- {se:.3f} "
+        f"(true {STYLE_GAMMA}), max |error| {np.abs(style.ratings - truth).max():.2f} pts "
+        f"(plain BT on the same votes: {np.abs(plain.ratings - truth).max():.2f}), "
+        f"CI coverage {cover:.0%}"
+    )
 
 
 def run_reference(a, b, y, args, bt, out, rng) -> None:
@@ -243,12 +264,18 @@ def run_reference(a, b, y, args, bt, out, rng) -> None:
     reference_bootstrap(a, b, y, args.models, rounds, rng, x0)
     per_round = (time.perf_counter() - start) / rounds
     out["ref_boot_s"] = per_round * args.rounds
-    print(f"  reference per-battle fit {out['ref_fit_s']:8.3f} s  "
-          f"(max |diff| to ours {np.abs(ref - bt.ratings).max():.1e} pts)")
-    print(f"  reference bootstrap: {per_round:.3f} s/round over {rounds} rounds -> "
-          f"{out['ref_boot_s']:.1f} s extrapolated to {args.rounds}")
-    print(f"  speed-up: fit {out['ref_fit_s'] / out['fit_s']:.0f}x, "
-          f"bootstrap {out['ref_boot_s'] / out['boot_s']:.0f}x")
+    print(
+        f"  reference per-battle fit {out['ref_fit_s']:8.3f} s  "
+        f"(max |diff| to ours {np.abs(ref - bt.ratings).max():.1e} pts)"
+    )
+    print(
+        f"  reference bootstrap: {per_round:.3f} s/round over {rounds} rounds -> "
+        f"{out['ref_boot_s']:.1f} s extrapolated to {args.rounds}"
+    )
+    print(
+        f"  speed-up: fit {out['ref_fit_s'] / out['fit_s']:.0f}x, "
+        f"bootstrap {out['ref_boot_s'] / out['boot_s']:.0f}x"
+    )
 
 
 def run_real(path: Path, args: argparse.Namespace) -> None:
@@ -261,28 +288,38 @@ def run_real(path: Path, args: argparse.Namespace) -> None:
     print(f"\n== real arena votes ({len(battles):,} battles, {len(battles.models)} models)")
     print(f"  {'read file':<38} {read_s:8.3f} s")
     table = R.aggregate(battles.model_a, battles.model_b, battles.outcome, battles.models)
+
     def fit_and_sandwich():
         t = R.aggregate(battles.model_a, battles.model_b, battles.outcome, battles.models)
         f = R.bradley_terry(t)
         return f, R.sandwich_ci(f, t)
 
     _, _, (bt, _) = measure("aggregate + fit + sandwich", fit_and_sandwich, args.repeat)
-    boot_s, _, boot = measure(f"bootstrap, {args.rounds} rounds",
-                              lambda: R.bootstrap_ci(bt, table, rounds=args.rounds), args.repeat)
+    boot_s, _, boot = measure(
+        f"bootstrap, {args.rounds} rounds",
+        lambda: R.bootstrap_ci(bt, table, rounds=args.rounds),
+        args.repeat,
+    )
     for k in np.argsort(-bt.ratings)[:5]:
-        print(f"  {bt.models[k]:<34} {bt.ratings[k]:8.2f}  "
-              f"[{boot.lower[k]:7.2f}, {boot.upper[k]:7.2f}]  votes {int(bt.votes[k])}")
+        print(
+            f"  {bt.models[k]:<34} {bt.ratings[k]:8.2f}  "
+            f"[{boot.lower[k]:7.2f}, {boot.upper[k]:7.2f}]  votes {int(bt.votes[k])}"
+        )
 
 
 def summary(results: list[dict[str, float]], args: argparse.Namespace) -> None:
     print("\n== summary")
-    print(f"  {'battles':>10} {'fit+sand s':>10} {'MB':>6} {'boot s':>7} {'MB':>6} "
-          f"{'style s':>8} {'rho':>7} {'maxerr':>7} {'cover':>6} {'fit x':>6} {'boot x':>7}")
+    print(
+        f"  {'battles':>10} {'fit+sand s':>10} {'MB':>6} {'boot s':>7} {'MB':>6} "
+        f"{'style s':>8} {'rho':>7} {'maxerr':>7} {'cover':>6} {'fit x':>6} {'boot x':>7}"
+    )
     for r in results:
-        print(f"  {r['n']:>10,} {r['fs_s']:>10.3f} {r['fs_mb']:>6.0f} {r['boot_s']:>7.3f} "
-              f"{r['boot_mb']:>6.0f} {r['style_s']:>8.3f} {r['spearman']:>7.4f} "
-              f"{r['max_err']:>7.2f} {r['cover_sand']:>6.0%} "
-              f"{r['ref_fit_s'] / r['fit_s']:>6.0f} {r['ref_boot_s'] / r['boot_s']:>7.0f}")
+        print(
+            f"  {r['n']:>10,} {r['fs_s']:>10.3f} {r['fs_mb']:>6.0f} {r['boot_s']:>7.3f} "
+            f"{r['boot_mb']:>6.0f} {r['style_s']:>8.3f} {r['spearman']:>7.4f} "
+            f"{r['max_err']:>7.2f} {r['cover_sand']:>6.0%} "
+            f"{r['ref_fit_s'] / r['fit_s']:>6.0f} {r['ref_boot_s'] / r['boot_s']:>7.0f}"
+        )
     big = max(results, key=lambda r: r["n"])
     checks = [
         (f"fit + sandwich < 1 s at {big['n']:,}", big["fs_s"] < 1.0),
@@ -292,9 +329,11 @@ def summary(results: list[dict[str, float]], args: argparse.Namespace) -> None:
     for label, ok in checks:
         print(f"  target {label:<44} {'met' if ok else 'MISSED'}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"  process peak RSS (ru_maxrss, whole run incl. data) {rss:.0f} MB; "
-          f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; "
-          f"CPUs {os.cpu_count()}")
+    print(
+        f"  process peak RSS (ru_maxrss, whole run incl. data) {rss:.0f} MB; "
+        f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; "
+        f"CPUs {os.cpu_count()}"
+    )
 
 
 def main() -> None:

@@ -40,7 +40,9 @@ def admin_token(db, admin_user, tiny_contestant):
 @pytest.mark.django_db
 @schema.parametrize()
 @settings(
-    max_examples=CASES_PER_OPERATION, deadline=None, derandomize=True,
+    max_examples=CASES_PER_OPERATION,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
 def test_api_answers_every_generated_request_without_a_server_error(case, admin_token):
@@ -50,9 +52,7 @@ def test_api_answers_every_generated_request_without_a_server_error(case, admin_
         f"{case.operation.label} -> {response.status_code}: {response.text[:500]}\n"
         f"{case.as_curl_command()}"
     )
-    case.validate_response(
-        response, checks=[content_type_conformance, response_schema_conformance]
-    )
+    case.validate_response(response, checks=[content_type_conformance, response_schema_conformance])
 
 
 def test_fuzzing_tried_cases():

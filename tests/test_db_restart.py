@@ -159,18 +159,24 @@ def _stored(database_url: str) -> dict:
     import psycopg
 
     with psycopg.connect(database_url) as conn:
-        votes = dict(conn.execute(
-            "SELECT public_id::text, winner FROM arena_battle WHERE winner <> ''").fetchall())
+        votes = dict(
+            conn.execute(
+                "SELECT public_id::text, winner FROM arena_battle WHERE winner <> ''"
+            ).fetchall()
+        )
         counted = conn.execute(
             "SELECT count(*) FROM arena_battle WHERE winner <> '' AND excluded_reason = '' "
-            "AND mode = 'anonymous'").fetchone()[0]
+            "AND mode = 'anonymous'"
+        ).fetchone()[0]
         elo_votes = conn.execute("SELECT sum(elo_votes) FROM arena_contestant").fetchone()[0]
         rankings = conn.execute(
             "SELECT r.id, r.assignment_id, r.item_id, r.annotator_id FROM annotation_ranking r "
             "JOIN annotation_project p ON p.id = r.project_id WHERE p.slug = %s",
-            [load.PROJECT_SLUG]).fetchall()
+            [load.PROJECT_SLUG],
+        ).fetchall()
         taken_over = conn.execute(
-            "SELECT count(*) FROM annotation_item WHERE taken > %s", [OVERLAP]).fetchone()[0]
+            "SELECT count(*) FROM annotation_item WHERE taken > %s", [OVERLAP]
+        ).fetchone()[0]
     return {"votes": votes, "counted": counted, "elo_votes": elo_votes, "rankings": rankings,
             "items_over_overlap": taken_over}  # fmt: skip
 

@@ -191,8 +191,12 @@ def test_a_battle_whose_worker_is_killed_mid_answer_ends_failed_not_stuck(
     from tests.support.slow_endpoint import SlowEndpoint
     from tests.support.worker import WorkerProcess, wait_for
 
-    env = {**os.environ, "DATABASE_URL": database_url_for(connection.settings_dict),
-           "DJANGO_SETTINGS_MODULE": "config.settings", **_private_broker(tmp_path / "broker")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for(connection.settings_dict),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        **_private_broker(tmp_path / "broker"),
+    }
     with SlowEndpoint() as endpoint:
         for side in ("slow-a", "slow-b"):
             services.contestant_create(name=side, display_name=side.title(), backend="openai",
@@ -224,10 +228,12 @@ def test_a_battle_whose_worker_is_killed_mid_answer_ends_failed_not_stuck(
             second.stop()
     running.refresh_from_db()
     other.refresh_from_db()
-    print(f"\nkilled worker's answer: {running.status} after {running.attempts} attempt(s), "
-          f"{(running.finished_at - killed_at).total_seconds():.1f} s after the kill "
-          f"({running.error!r}); other side: {other.status}; endpoint requests "
-          f"{endpoint.requests}")
+    print(
+        f"\nkilled worker's answer: {running.status} after {running.attempts} attempt(s), "
+        f"{(running.finished_at - killed_at).total_seconds():.1f} s after the kill "
+        f"({running.error!r}); other side: {other.status}; endpoint requests "
+        f"{endpoint.requests}"
+    )
     assert running.status == GenerationStatus.FAILED and "worker stopped" in running.error
     assert other.status == GenerationStatus.SUCCEEDED, other.error
     page = annotator_client.get(f"/arena/battles/{public_id}/").content.decode()

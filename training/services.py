@@ -336,9 +336,9 @@ class _Heartbeat:
         try:
             while not self.stop.wait(self.every_s):
                 try:
-                    TrainingRun.objects.filter(
-                        pk=self.run_id, status=RunStatus.RUNNING
-                    ).update(heartbeat_at=timezone.now())
+                    TrainingRun.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
                 except Exception:  # noqa: BLE001 - a missed beat is retried at the next one
                     logger.warning("Heartbeat of run %s not written", self.run_id, exc_info=True)
         finally:
@@ -441,9 +441,15 @@ def _train(run: TrainingRun, reporter: _Reporter, output: Path, resume):
     )
     reporter.flush()
     return train_under_torchrun(
-        run.kind, config, rows, base, output / "train",
-        processes=processes, log=reporter.log,
-        torchrun_args=torchrun_args or ("--standalone",), **calls,
+        run.kind,
+        config,
+        rows,
+        base,
+        output / "train",
+        processes=processes,
+        log=reporter.log,
+        torchrun_args=torchrun_args or ("--standalone",),
+        **calls,
     )
 
 

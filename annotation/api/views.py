@@ -75,20 +75,29 @@ class PromptList(generics.ListAPIView):
         try:
             if d.get("file"):
                 upload = d["file"]
-                rows = parse_file(upload.read(), filename=upload.name,
-                                  declared_format=d["format"], instruction=d["instruction"],
-                                  answer=d["answer"], category=d["category"])
+                rows = parse_file(
+                    upload.read(),
+                    filename=upload.name,
+                    declared_format=d["format"],
+                    instruction=d["instruction"],
+                    answer=d["answer"],
+                    category=d["category"],
+                )
                 source = upload.name
             else:
                 rows = [row_from_record(n, r) for n, r in enumerate(d["rows"], start=1)]
                 source = "api"
         except ImportRefused as exc:
             return Response({"detail": str(exc), "line": exc.line}, status=400)
-        result = services.prompts_import(project=project, rows=rows, source=source,
-                                         user=request.user)
+        result = services.prompts_import(
+            project=project, rows=rows, source=source, user=request.user
+        )
         return Response(
-            {"created": result.created, "duplicates": result.duplicates,
-             "demonstrations": result.demonstrations},
+            {
+                "created": result.created,
+                "duplicates": result.duplicates,
+                "demonstrations": result.demonstrations,
+            },
             status=status.HTTP_201_CREATED,
         )
 
@@ -117,10 +126,12 @@ class ProgressView(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request, slug: str):
         project = _project(slug)
-        return Response({
-            "progress": selectors.project_progress(project=project),
-            "annotators": selectors.annotator_stats(project=project),
-        })
+        return Response(
+            {
+                "progress": selectors.project_progress(project=project),
+                "annotators": selectors.annotator_stats(project=project),
+            }
+        )
 
 
 class AgreementView(APIView):
@@ -130,12 +141,17 @@ class AgreementView(APIView):
     def get(self, request, slug: str):
         project = _project(slug)
         bias = selectors.project_position_bias(project=project)
-        return Response({
-            **selectors.project_agreement(project=project),
-            "position_bias": {"positions": bias.positions,
-                              "first_shown_win_rate": bias.first_shown_win_rate,
-                              "decisive_pairs": bias.decisive_pairs, "z": bias.z},
-        })
+        return Response(
+            {
+                **selectors.project_agreement(project=project),
+                "position_bias": {
+                    "positions": bias.positions,
+                    "first_shown_win_rate": bias.first_shown_win_rate,
+                    "decisive_pairs": bias.decisive_pairs,
+                    "z": bias.z,
+                },
+            }
+        )
 
 
 class LeaderboardView(APIView):
@@ -208,8 +224,11 @@ class TaskSkip(APIView):
         data = SkipSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            services.task_skip(assignment=_own(request, assignment_id), user=request.user,
-                               reason=data.validated_data["reason"])
+            services.task_skip(
+                assignment=_own(request, assignment_id),
+                user=request.user,
+                reason=data.validated_data["reason"],
+            )
         except TaskError as exc:
             return _error(exc)
         return Response({"status": "skipped"})
@@ -234,9 +253,15 @@ class DatasetList(generics.ListAPIView):
         data.is_valid(raise_exception=True)
         d = data.validated_data
         try:
-            spec = datasets.Spec(source=d["source"], format=d["format"], project=d["project"],
-                                 style=d["style"], pairs=d["pairs"], ties=d["ties"],
-                                 filters=datasets.Filters.parse(d["filters"]))
+            spec = datasets.Spec(
+                source=d["source"],
+                format=d["format"],
+                project=d["project"],
+                style=d["style"],
+                pairs=d["pairs"],
+                ties=d["ties"],
+                filters=datasets.Filters.parse(d["filters"]),
+            )
             snapshot = datasets.snapshot_create(name=d["name"], spec=spec, user=request.user)
         except datasets.DatasetError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
@@ -263,9 +288,13 @@ class DatasetDownload(APIView):
     def get(self, request, pk: int):
         snapshot = get_object_or_404(DatasetSnapshot, pk=pk)
         try:
-            path = datasets.snapshot_file(snapshot=snapshot,
-                                          kind=request.query_params.get("file", "parquet"))
+            path = datasets.snapshot_file(
+                snapshot=snapshot, kind=request.query_params.get("file", "parquet")
+            )
         except datasets.DatasetError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
-        return FileResponse(open(path, "rb"), as_attachment=True,  # noqa: SIM115
-                            filename=f"dataset-{snapshot.pk}-{path.name}")
+        return FileResponse(
+            open(path, "rb"),
+            as_attachment=True,  # noqa: SIM115
+            filename=f"dataset-{snapshot.pk}-{path.name}",
+        )

@@ -41,9 +41,15 @@ def snapshot_create(*, name: str, spec: Spec, user=None) -> DatasetSnapshot:
 
     with transaction.atomic():
         snapshot = DatasetSnapshot.objects.create(
-            name=(name or f"{spec.source}-{spec.format}")[:200], source=spec.source,
-            project=spec.project, format=spec.format, style=spec.style, pairs=spec.pairs,
-            ties=spec.ties, filters=spec.filters.as_json(), created_by=user,
+            name=(name or f"{spec.source}-{spec.format}")[:200],
+            source=spec.source,
+            project=spec.project,
+            format=spec.format,
+            style=spec.style,
+            pairs=spec.pairs,
+            ties=spec.ties,
+            filters=spec.filters.as_json(),
+            created_by=user,
         )
         enqueue_on_commit(tasks.snapshot_build, snapshot.pk)
     return snapshot
@@ -68,9 +74,12 @@ def snapshot_folder(snapshot: DatasetSnapshot) -> Path:
 
 def _claim(snapshot_id: int) -> bool:
     """pending -> building, exactly once: a redelivered task finds nothing to do."""
-    return bool(DatasetSnapshot.objects.filter(
-        pk=snapshot_id, status=SnapshotStatus.PENDING,
-    ).update(status=SnapshotStatus.BUILDING, heartbeat_at=timezone.now()))
+    return bool(
+        DatasetSnapshot.objects.filter(
+            pk=snapshot_id,
+            status=SnapshotStatus.PENDING,
+        ).update(status=SnapshotStatus.BUILDING, heartbeat_at=timezone.now())
+    )
 
 
 class _Reaped(Exception):
@@ -88,7 +97,8 @@ def _heartbeat(snapshot_id: int) -> Callable[[int], None]:
             return
         last = time.monotonic()
         alive = DatasetSnapshot.objects.filter(
-            pk=snapshot_id, status=SnapshotStatus.BUILDING,
+            pk=snapshot_id,
+            status=SnapshotStatus.BUILDING,
         ).update(heartbeat_at=timezone.now(), row_count=rows)
         if not alive:
             raise _Reaped
@@ -101,8 +111,7 @@ def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot:
     Parquet, hash them, write the card; on any error, fail it with a readable reason."""
     if not _claim(snapshot_id):
         return DatasetSnapshot.objects.get(pk=snapshot_id)
-    snapshot = DatasetSnapshot.objects.select_related("project", "created_by").get(
-        pk=snapshot_id)
+    snapshot = DatasetSnapshot.objects.select_related("project", "created_by").get(pk=snapshot_id)
     folder = snapshot_folder(snapshot)
     try:
         spec = Spec.of(snapshot)
@@ -112,9 +121,14 @@ def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot:
         stats = export_to_files(spec=spec, paths=paths, progress=_heartbeat(snapshot_id))
         if stats.rows == 0:
             raise DatasetError("No rows match these filters.")
-        files = {kind: {"name": path.name, "bytes": path.stat().st_size,
-                        "sha256": stats.content_hash if kind == "jsonl" else sha256_file(path)}
-                 for kind, path in paths.items()}
+        files = {
+            kind: {
+                "name": path.name,
+                "bytes": path.stat().st_size,
+                "sha256": stats.content_hash if kind == "jsonl" else sha256_file(path),
+            }
+            for kind, path in paths.items()
+        }
         card = card_build(snapshot=snapshot, spec=spec, stats=stats, files=files)
         (folder / "README.md").write_text(card_markdown(card), encoding="utf-8")
     except _Reaped:
@@ -126,18 +140,24 @@ def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot:
         message = str(exc) if isinstance(exc, DatasetError) else f"{type(exc).__name__}: {exc}"
         return _finish(snapshot, status=SnapshotStatus.FAILED, error=message[:2000], row_count=0)
     return _finish(
-        snapshot, status=SnapshotStatus.READY, content_hash=stats.content_hash,
+        snapshot,
+        status=SnapshotStatus.READY,
+        content_hash=stats.content_hash,
         row_count=stats.rows,
-        card=card, files={kind: path.relative_to(settings.MEDIA_ROOT).as_posix()
-                          for kind, path in paths.items()})
+        card=card,
+        files={
+            kind: path.relative_to(settings.MEDIA_ROOT).as_posix() for kind, path in paths.items()
+        },
+    )
 
 
 def _finish(snapshot: DatasetSnapshot, **outcome) -> DatasetSnapshot:
     """building -> ready or failed, only if the build is still ours (beat may have failed it
     while it was silent); a build that lost it leaves no files behind."""
     outcome["built_at"] = timezone.now()
-    done = DatasetSnapshot.objects.filter(
-        pk=snapshot.pk, status=SnapshotStatus.BUILDING).update(**outcome)
+    done = DatasetSnapshot.objects.filter(pk=snapshot.pk, status=SnapshotStatus.BUILDING).update(
+        **outcome
+    )
     if not done:
         shutil.rmtree(snapshot_folder(snapshot), ignore_errors=True)
     snapshot.refresh_from_db()
@@ -154,11 +174,15 @@ def snapshots_reap_stale(*, older_than_s: int | None = None) -> int:
     reaped = 0
     for snapshot in DatasetSnapshot.objects.filter(silent, status=SnapshotStatus.BUILDING):
         # One conditional update each: a build that has just beaten is left alone.
-        if DatasetSnapshot.objects.filter(silent, pk=snapshot.pk,
-                                          status=SnapshotStatus.BUILDING).update(
-                status=SnapshotStatus.FAILED, built_at=timezone.now(), row_count=0,
-                error=f"The build stopped making progress (no sign of life for {age} s: its "
-                      "worker probably died). Build it again."):
+        if DatasetSnapshot.objects.filter(
+            silent, pk=snapshot.pk, status=SnapshotStatus.BUILDING
+        ).update(
+            status=SnapshotStatus.FAILED,
+            built_at=timezone.now(),
+            row_count=0,
+            error=f"The build stopped making progress (no sign of life for {age} s: its "
+            "worker probably died). Build it again.",
+        ):
             shutil.rmtree(snapshot_folder(snapshot), ignore_errors=True)
             reaped += 1
     return reaped
@@ -185,8 +209,9 @@ def snapshot_file(*, snapshot: DatasetSnapshot, kind: str) -> Path:
     return Path(settings.MEDIA_ROOT) / snapshot.files[kind]
 
 
-def export_to_files(*, spec: Spec, paths: dict[str, Path],
-                    progress: Callable[[int], None] | None = None) -> Stats:
+def export_to_files(
+    *, spec: Spec, paths: dict[str, Path], progress: Callable[[int], None] | None = None
+) -> Stats:
     """Stream the rows of `spec` into the files of `paths` ({"jsonl"|"parquet": path}), calling
     `progress(rows written)` after each record batch."""
     spec.check()
@@ -197,7 +222,8 @@ def export_to_files(*, spec: Spec, paths: dict[str, Path],
         # A margin column only when every judgment carries labels (TRL's RewardTrainer uses
         # it for every row; a pair whose answers lack a scale label gets margin 0).
         margin = spec.format == "preference" and (
-            queryset.exists() and not queryset.filter(labels={}).exists())
+            queryset.exists() and not queryset.filter(labels={}).exists()
+        )
         rows = ranking_rows(spec, queryset, stats, margin=margin)
     elif spec.source == SnapshotSource.DEMONSTRATIONS:
         rows = demonstration_rows(spec, stats)

@@ -118,10 +118,12 @@ class PairColumns:
         per_unit = list(zip(*self.units, strict=True))
         columns = {
             "prompt": pa.array(per_unit[0], pa.string()).take(unit),
-            "chosen": answers.text.take(chosen), "rejected": answers.text.take(rejected),
+            "chosen": answers.text.take(chosen),
+            "rejected": answers.text.take(rejected),
             "tie": pa.array(self.tie, pa.bool_()),
             "prompt_id": pa.array(per_unit[1], pa.int64()).take(unit),
-            "chosen_id": pa.array(chosen_ids), "rejected_id": pa.array(rejected_ids),
+            "chosen_id": pa.array(chosen_ids),
+            "rejected_id": pa.array(rejected_ids),
             "chosen_model": answers.model.take(chosen),
             "rejected_model": answers.model.take(rejected),
             "chosen_settings": answers.settings.take(chosen),
@@ -138,9 +140,11 @@ class PairColumns:
         stats.labels["strict"] += len(self.tie) - ties
         # A pair counts once for each model in it (once when both answers share a model).
         same = answers.model.take(chosen).to_numpy(zero_copy_only=False) == answers.model.take(
-            rejected).to_numpy(zero_copy_only=False)
+            rejected
+        ).to_numpy(zero_copy_only=False)
         counts = np.bincount(chosen, minlength=len(answers)) + np.bincount(
-            rejected[~same], minlength=len(answers))
+            rejected[~same], minlength=len(answers)
+        )
         for k in np.flatnonzero(counts).tolist():
             stats.models[answers.model_names[k] or "(human)"] += int(counts[k])
         return pa.RecordBatch.from_pydict(columns)

@@ -61,8 +61,10 @@ def rankings_queryset(spec: Spec):
 def _gold_passing(project: Project, threshold: float):
     return (
         Ranking.objects.filter(project=project, is_gold=True, gold_score__isnull=False)
-        .values("annotator_id").annotate(score=Avg("gold_score"))
-        .filter(score__gte=threshold).values("annotator_id")
+        .values("annotator_id")
+        .annotate(score=Avg("gold_score"))
+        .filter(score__gte=threshold)
+        .values("annotator_id")
     )
 
 
@@ -84,16 +86,39 @@ def _judgments(queryset) -> Iterator[list[Judgment]]:
     """The rankings of `queryset` ordered by prompt and item, `CHUNK * 2` at a time. The JSON
     columns come as text and each chunk's are decoded in one `json.loads` call: Django's
     per-value converters, or a call per value, cost more than the rest of the read."""
-    rows = queryset.order_by("prompt_id", "item_id", "id").annotate(
-        groups_text=Cast("groups", TextField()), labels_text=Cast("labels", TextField()),
-    ).values_list("id", "prompt_id", "item_id", "annotator__username", "groups_text",
-                  "labels_text", "guidelines_version", "all_bad").iterator(chunk_size=CHUNK * 2)
+    rows = (
+        queryset.order_by("prompt_id", "item_id", "id")
+        .annotate(
+            groups_text=Cast("groups", TextField()),
+            labels_text=Cast("labels", TextField()),
+        )
+        .values_list(
+            "id",
+            "prompt_id",
+            "item_id",
+            "annotator__username",
+            "groups_text",
+            "labels_text",
+            "guidelines_version",
+            "all_bad",
+        )
+        .iterator(chunk_size=CHUNK * 2)
+    )
     while chunk := list(itertools.islice(rows, CHUNK * 2)):
         ids, prompt_ids, item_ids, who, groups, labels, versions, all_bad = zip(*chunk, strict=True)
-        yield list(map(
-            Judgment, ids, prompt_ids, item_ids, [w or IMPORTED for w in who],
-            _json_list(groups), [{} if text == "{}" else json.loads(text) for text in labels],
-            versions, all_bad))
+        yield list(
+            map(
+                Judgment,
+                ids,
+                prompt_ids,
+                item_ids,
+                [w or IMPORTED for w in who],
+                _json_list(groups),
+                [{} if text == "{}" else json.loads(text) for text in labels],
+                versions,
+                all_bad,
+            )
+        )
 
 
 def _json_list(texts) -> list:
@@ -157,21 +182,30 @@ def _answer_rows(column: str, ids) -> list[tuple]:
     """(id, text, contestant id, settings as JSON text) of the answers whose `column` (`id` or
     `prompt_id`) is in `ids`."""
     if connection.vendor == "postgresql":
-        return _rows_where_in(Completion._meta.db_table,
-                              "t.id, t.text, t.contestant_id, t.settings::text", column, ids)
-    return list(Completion.objects.filter(**{f"{column}__in": ids}).annotate(
-        settings_text=Cast("settings", TextField())).values_list(
-        "id", "text", "contestant_id", "settings_text"))
+        return _rows_where_in(
+            Completion._meta.db_table,
+            "t.id, t.text, t.contestant_id, t.settings::text",
+            column,
+            ids,
+        )
+    return list(
+        Completion.objects.filter(**{f"{column}__in": ids})
+        .annotate(settings_text=Cast("settings", TextField()))
+        .values_list("id", "text", "contestant_id", "settings_text")
+    )
 
 
 def _prompt_rows(ids) -> list[tuple]:
     """(id, messages as JSON text, category) of each prompt."""
     if connection.vendor == "postgresql":
-        return _rows_where_in(Prompt._meta.db_table, "t.id, t.messages::text, t.category",
-                              "id", ids)
-    return list(Prompt.objects.filter(pk__in=ids).annotate(
-        messages_text=Cast("messages", TextField())).values_list(
-        "id", "messages_text", "category"))
+        return _rows_where_in(
+            Prompt._meta.db_table, "t.id, t.messages::text, t.category", "id", ids
+        )
+    return list(
+        Prompt.objects.filter(pk__in=ids)
+        .annotate(messages_text=Cast("messages", TextField()))
+        .values_list("id", "messages_text", "category")
+    )
 
 
 def _canonical_settings() -> Callable[[str | None], str]:
@@ -202,8 +236,9 @@ def _lookups(batch: list[list[Judgment]], names: dict, *, columnar: bool):
     missing = {m for group in batch for j in group for g in j.groups for m in g} - found
     if missing:
         rows += _answer_rows("id", missing)
-    ids, text, contestant, raw = (list(c) for c in zip(*rows, strict=True)) if rows else (
-        [], [], [], [])
+    ids, text, contestant, raw = (
+        (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [], [])
+    )
     unknown = set(contestant) - names.keys() - {None}
     if unknown:
         names.update(Contestant.objects.filter(pk__in=unknown).values_list("id", "name"))
@@ -212,12 +247,16 @@ def _lookups(batch: list[list[Judgment]], names: dict, *, columnar: bool):
     if columnar:
         answers = AnswerColumns(ids, text, model, settings)
     else:
-        answers = {pk: _Answer(*values) for pk, *values in zip(
-            ids, text, model, settings, strict=True)}
+        answers = {
+            pk: _Answer(*values) for pk, *values in zip(ids, text, model, settings, strict=True)
+        }
     rows = _prompt_rows(prompt_ids)
-    prompts = {pk: _Prompt(messages, category, formats.messages_text(messages))
-               for (pk, _, category), messages in zip(
-                   rows, _json_list(raw for _, raw, _ in rows), strict=True)}
+    prompts = {
+        pk: _Prompt(messages, category, formats.messages_text(messages))
+        for (pk, _, category), messages in zip(
+            rows, _json_list(raw for _, raw, _ in rows), strict=True
+        )
+    }
     return answers, prompts
 
 
@@ -247,9 +286,15 @@ def ranking_rows(spec: Spec, queryset, stats: Stats, *, margin: bool) -> Iterato
     names: dict[int, str] = {}  # contestant names, read once
     for batch in _batches(_item_groups(queryset), CHUNK):
         answers, prompts = _lookups(batch, names, columnar=columnar)
-        collector = PairColumns(
-            strategy=PairStrategy.ALL if spec.pairs == PairStrategy.CONSENSUS else spec.pairs,
-            keep_ties=spec.ties == TiesPolicy.KEEP, margin=margin) if columnar else None
+        collector = (
+            PairColumns(
+                strategy=PairStrategy.ALL if spec.pairs == PairStrategy.CONSENSUS else spec.pairs,
+                keep_ties=spec.ties == TiesPolicy.KEEP,
+                margin=margin,
+            )
+            if columnar
+            else None
+        )
         for group in batch:
             rate = _agreement(group, stats)
             if min_agreement is not None and (rate is None or rate < min_agreement):
@@ -268,11 +313,18 @@ def ranking_rows(spec: Spec, queryset, stats: Stats, *, margin: bool) -> Iterato
                 yield from _group_rows(spec, group, answers, prompt, stats, margin)
                 continue
             for groups, judgments in _units(spec, group):
-                collector.add(groups, Unit(
-                    prompt.text, prompt_id, [j.id for j in judgments],
-                    [j.annotator for j in judgments],
-                    max(j.guidelines_version for j in judgments), prompt.category,
-                ), judgments[0].labels if len(judgments) == 1 else {})
+                collector.add(
+                    groups,
+                    Unit(
+                        prompt.text,
+                        prompt_id,
+                        [j.id for j in judgments],
+                        [j.annotator for j in judgments],
+                        max(j.guidelines_version for j in judgments),
+                        prompt.category,
+                    ),
+                    judgments[0].labels if len(judgments) == 1 else {},
+                )
         if collector is not None and len(collector):
             yield collector.batch(answers, stats)
 
@@ -303,15 +355,21 @@ def _group_rows(spec, group, answers, prompt: _Prompt, stats, margin) -> Iterato
                 continue
             best = answers[groups[0][0]]
             stats.models[best.model or "(human)"] += 1
-            yield {**formats.sft_row(messages, best.text, style=spec.style), **base,
-                   "completion_id": groups[0][0], "demonstration_id": None,
-                   "model": best.model, "settings": best.settings}
+            yield {
+                **formats.sft_row(messages, best.text, style=spec.style),
+                **base,
+                "completion_id": groups[0][0],
+                "demonstration_id": None,
+                "model": best.model,
+                "settings": best.settings,
+            }
 
 
 def _pair_rows(spec, groups, judgments, answers, messages, base, stats, margin):
     if spec.pairs == PairStrategy.CONSENSUS:
         expanded = pairs.strict_pairs(groups) + (
-            pairs.tie_pairs(groups) if spec.ties == TiesPolicy.KEEP else [])
+            pairs.tie_pairs(groups) if spec.ties == TiesPolicy.KEEP else []
+        )
     else:
         expanded = pairs.ranking_pairs(groups, strategy=spec.pairs, ties=spec.ties)
     labels = judgments[0].labels if len(judgments) == 1 else {}
@@ -322,10 +380,15 @@ def _pair_rows(spec, groups, judgments, answers, messages, base, stats, margin):
         else:
             row = formats.preference_row(messages, chosen.text, rejected.text, style=spec.style)
         row.update(base)
-        row.update(chosen_id=pair.chosen, rejected_id=pair.rejected,
-                   chosen_model=chosen.model, rejected_model=rejected.model,
-                   chosen_settings=chosen.settings, rejected_settings=rejected.settings,
-                   tie=pair.tie)
+        row.update(
+            chosen_id=pair.chosen,
+            rejected_id=pair.rejected,
+            chosen_model=chosen.model,
+            rejected_model=rejected.model,
+            chosen_settings=chosen.settings,
+            rejected_settings=rejected.settings,
+            tie=pair.tie,
+        )
         if margin:
             row["margin"] = pairs.margin(labels, pair) or 0.0
         stats.labels["tie" if pair.tie else "strict"] += 1
@@ -347,9 +410,14 @@ def _kto_rows(spec, groups, judgments, answers, messages, base, stats):
         answer = answers[member]
         stats.labels[str(label).lower()] += 1
         stats.models[answer.model or "(human)"] += 1
-        yield {**formats.kto_row(messages, answer.text, label, style=spec.style), **base,
-               "completion_id": member, "demonstration_id": None, "model": answer.model,
-               "settings": answer.settings}
+        yield {
+            **formats.kto_row(messages, answer.text, label, style=spec.style),
+            **base,
+            "completion_id": member,
+            "demonstration_id": None,
+            "model": answer.model,
+            "settings": answer.settings,
+        }
 
 
 # --------------------------------------------------------------------------- other sources
@@ -358,12 +426,20 @@ def _kto_rows(spec, groups, judgments, answers, messages, base, stats):
 def demonstration_rows(spec: Spec, stats: Stats) -> Iterator[dict]:
     qs = judgment_filters(Demonstration.objects.filter(project=spec.project).live(), spec)
     rows = qs.order_by("prompt_id", "id").values_list(
-        "id", "prompt_id", "annotator__username", "text", "edited_from_id",
-        "guidelines_version", "prompt__messages", "prompt__category", "source",
+        "id",
+        "prompt_id",
+        "annotator__username",
+        "text",
+        "edited_from_id",
+        "guidelines_version",
+        "prompt__messages",
+        "prompt__category",
+        "source",
     )
     last_prompt = None
     for pk, prompt_id, who, text, edited, version, messages, category, source in rows.iterator(
-            chunk_size=CHUNK):
+        chunk_size=CHUNK
+    ):
         who = who or (f"{IMPORTED} {source}".strip() if source else IMPORTED)
         if prompt_id != last_prompt:
             stats.prompts, last_prompt = stats.prompts + 1, prompt_id
@@ -371,10 +447,18 @@ def demonstration_rows(spec: Spec, stats: Stats) -> Iterator[dict]:
         stats.annotators[who] += 1
         stats.guidelines_versions.add(version)
         stats.categories[category or "(none)"] += 1
-        yield {**formats.sft_row(messages, text, style=spec.style), "prompt_id": prompt_id,
-               "completion_id": edited, "demonstration_id": pk, "model": "", "settings": "{}",
-               "ranking_ids": [], "annotators": [who], "guidelines_version": version,
-               "category": category}
+        yield {
+            **formats.sft_row(messages, text, style=spec.style),
+            "prompt_id": prompt_id,
+            "completion_id": edited,
+            "demonstration_id": pk,
+            "model": "",
+            "settings": "{}",
+            "ranking_ids": [],
+            "annotators": [who],
+            "guidelines_version": version,
+            "category": category,
+        }
 
 
 def arena_rows(spec: Spec, stats: Stats) -> Iterator[dict]:

@@ -57,7 +57,8 @@ class Filters:
                 gold_min=_share(raw.get("gold_min"), "gold_min"),
                 categories=tuple(sorted(str(c) for c in raw.get("categories") or [] if c)),
                 guidelines_versions=tuple(
-                    sorted(int(v) for v in raw.get("guidelines_versions") or [])),
+                    sorted(int(v) for v in raw.get("guidelines_versions") or [])
+                ),
             )
         except (TypeError, ValueError) as exc:
             raise DatasetError(f"Bad filter: {exc}") from None
@@ -72,8 +73,11 @@ class Filters:
             value = getattr(self, name)
             if value in (None, False, ()):
                 continue
-            out[name] = value.isoformat() if isinstance(value, date) else (
-                list(value) if isinstance(value, tuple) else value)
+            out[name] = (
+                value.isoformat()
+                if isinstance(value, date)
+                else (list(value) if isinstance(value, tuple) else value)
+            )
         return out
 
 
@@ -124,9 +128,15 @@ class Spec:
 
     @classmethod
     def of(cls, snapshot: DatasetSnapshot) -> Spec:
-        return cls(source=snapshot.source, format=snapshot.format, project=snapshot.project,
-                   style=snapshot.style, pairs=snapshot.pairs, ties=snapshot.ties,
-                   filters=Filters.parse(snapshot.filters))
+        return cls(
+            source=snapshot.source,
+            format=snapshot.format,
+            project=snapshot.project,
+            style=snapshot.style,
+            pairs=snapshot.pairs,
+            ties=snapshot.ties,
+            filters=Filters.parse(snapshot.filters),
+        )
 
 
 # --------------------------------------------------------------------------- what the rows say
@@ -171,8 +181,9 @@ class Stats:
 # --------------------------------------------------------------------------- the card
 
 
-def card_build(*, snapshot: DatasetSnapshot, spec: Spec, stats: Stats,
-               files: dict[str, dict]) -> dict:
+def card_build(
+    *, snapshot: DatasetSnapshot, spec: Spec, stats: Stats, files: dict[str, dict]
+) -> dict:
     """The card of a built snapshot; `files` maps each kind to its name, bytes and sha256."""
     pairwise = spec.format in ("preference", "hh")
     return {
@@ -207,7 +218,8 @@ def card_markdown(card: dict) -> str:
         f"# {card['name']}",
         "",
         f"{card['rows']} rows of **{card['format']}** data ({card['style']}) from "
-        f"{card['source']}" + (f" of project *{card['project']}*" if card["project"] else "")
+        f"{card['source']}"
+        + (f" of project *{card['project']}*" if card["project"] else "")
         + f", snapshot #{card['snapshot_id']}, content hash `{card['content_hash']}`.",
         "",
         f"- judgments: {card['judgments']}; prompts: {card['prompts']}; "

@@ -47,21 +47,28 @@ def assistant(text: str) -> Messages:
 
 def clean_messages(messages: Sequence[dict]) -> Messages:
     """Only role and content, so that every row has one Arrow struct type."""
-    return [{"role": str(m.get("role", "")), "content": str(m.get("content", ""))}
-            for m in messages]
+    return [
+        {"role": str(m.get("role", "")), "content": str(m.get("content", ""))} for m in messages
+    ]
 
 
 def preference_row(prompt: Sequence[dict], chosen: str, rejected: str, *, style: str) -> dict:
     if style == "conversational":
-        return {"prompt": clean_messages(prompt), "chosen": assistant(chosen),
-                "rejected": assistant(rejected)}
+        return {
+            "prompt": clean_messages(prompt),
+            "chosen": assistant(chosen),
+            "rejected": assistant(rejected),
+        }
     return {"prompt": messages_text(prompt), "chosen": chosen, "rejected": rejected}
 
 
 def kto_row(prompt: Sequence[dict], completion: str, label: bool, *, style: str) -> dict:
     if style == "conversational":
-        return {"prompt": clean_messages(prompt), "completion": assistant(completion),
-                "label": label}
+        return {
+            "prompt": clean_messages(prompt),
+            "completion": assistant(completion),
+            "label": label,
+        }
     return {"prompt": messages_text(prompt), "completion": completion, "label": label}
 
 
@@ -79,14 +86,26 @@ def hh_row(prompt: Sequence[dict], chosen: str, rejected: str) -> dict:
 
 
 def arena_row(
-    *, question_id: str, model_a: str, model_b: str, winner: str, conversation_a: Messages,
-    conversation_b: Messages, category: str = "", tstamp: float | None = None,
+    *,
+    question_id: str,
+    model_a: str,
+    model_b: str,
+    winner: str,
+    conversation_a: Messages,
+    conversation_b: Messages,
+    category: str = "",
+    tstamp: float | None = None,
 ) -> dict:
     return {
-        "question_id": question_id, "model_a": model_a, "model_b": model_b, "winner": winner,
+        "question_id": question_id,
+        "model_a": model_a,
+        "model_b": model_b,
+        "winner": winner,
         "conversation_a": clean_messages(conversation_a),
         "conversation_b": clean_messages(conversation_b),
-        "category": category, "anony": True, "tstamp": tstamp,
+        "category": category,
+        "anony": True,
+        "tstamp": tstamp,
     }
 
 

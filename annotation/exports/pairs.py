@@ -40,7 +40,7 @@ def strict_pairs(groups: Groups) -> list[Pair]:
     """Every (better, worse) pair across different groups, best first."""
     out = []
     for i, upper in enumerate(groups):
-        for lower in groups[i + 1:]:
+        for lower in groups[i + 1 :]:
             out.extend(Pair(a, b) for a in upper for b in lower)
     return out
 
@@ -114,8 +114,7 @@ def label_score(labels: Mapping | None) -> float | None:
     if not labels:
         return None
     values = [
-        float(v) for v in labels.values()
-        if isinstance(v, int | float) and not isinstance(v, bool)
+        float(v) for v in labels.values() if isinstance(v, int | float) and not isinstance(v, bool)
     ]
     return sum(values) / len(values) if values else None
 

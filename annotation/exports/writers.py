@@ -22,27 +22,48 @@ NAMES = pa.list_(pa.string())
 # Provenance: which prompt, answers, judgments, people, guideline version and models a row is
 # from. Settings are JSON text: generation settings vary in shape from model to model.
 PAIR_PROVENANCE = [
-    ("prompt_id", pa.int64()), ("chosen_id", pa.int64()), ("rejected_id", pa.int64()),
-    ("chosen_model", pa.string()), ("rejected_model", pa.string()),
-    ("chosen_settings", pa.string()), ("rejected_settings", pa.string()),
-    ("ranking_ids", IDS), ("annotators", NAMES), ("guidelines_version", pa.int64()),
+    ("prompt_id", pa.int64()),
+    ("chosen_id", pa.int64()),
+    ("rejected_id", pa.int64()),
+    ("chosen_model", pa.string()),
+    ("rejected_model", pa.string()),
+    ("chosen_settings", pa.string()),
+    ("rejected_settings", pa.string()),
+    ("ranking_ids", IDS),
+    ("annotators", NAMES),
+    ("guidelines_version", pa.int64()),
     ("category", pa.string()),
 ]
 SINGLE_PROVENANCE = [
-    ("prompt_id", pa.int64()), ("completion_id", pa.int64()), ("demonstration_id", pa.int64()),
-    ("model", pa.string()), ("settings", pa.string()), ("ranking_ids", IDS),
-    ("annotators", NAMES), ("guidelines_version", pa.int64()), ("category", pa.string()),
+    ("prompt_id", pa.int64()),
+    ("completion_id", pa.int64()),
+    ("demonstration_id", pa.int64()),
+    ("model", pa.string()),
+    ("settings", pa.string()),
+    ("ranking_ids", IDS),
+    ("annotators", NAMES),
+    ("guidelines_version", pa.int64()),
+    ("category", pa.string()),
 ]
 ARENA = [
-    ("question_id", pa.string()), ("model_a", pa.string()), ("model_b", pa.string()),
-    ("winner", pa.string()), ("anony", pa.bool_()), ("category", pa.string()),
-    ("categories", NAMES), ("tstamp", pa.float64()), ("conversation_a", MESSAGES),
-    ("conversation_b", MESSAGES), ("counted", pa.bool_()), ("excluded_reason", pa.string()),
+    ("question_id", pa.string()),
+    ("model_a", pa.string()),
+    ("model_b", pa.string()),
+    ("winner", pa.string()),
+    ("anony", pa.bool_()),
+    ("category", pa.string()),
+    ("categories", NAMES),
+    ("tstamp", pa.float64()),
+    ("conversation_a", MESSAGES),
+    ("conversation_b", MESSAGES),
+    ("counted", pa.bool_()),
+    ("excluded_reason", pa.string()),
 ]
 
 
-def schema_for(fmt: str, style: str = "standard", *, tie: bool = False,
-               margin: bool = False) -> pa.Schema:
+def schema_for(
+    fmt: str, style: str = "standard", *, tie: bool = False, margin: bool = False
+) -> pa.Schema:
     """The Arrow schema of a format: its TRL columns first, then provenance."""
     text = MESSAGES if style == "conversational" else pa.string()
     answer = MESSAGES if style == "conversational" else pa.string()
@@ -56,11 +77,15 @@ def schema_for(fmt: str, style: str = "standard", *, tie: bool = False,
         fields += [("tie", pa.bool_())] if tie else []
         return pa.schema(fields + PAIR_PROVENANCE)
     if fmt == "kto":
-        return pa.schema([("prompt", text), ("completion", answer), ("label", pa.bool_())]
-                         + SINGLE_PROVENANCE)
+        return pa.schema(
+            [("prompt", text), ("completion", answer), ("label", pa.bool_())] + SINGLE_PROVENANCE
+        )
     if fmt == "sft":
-        head = ([("messages", MESSAGES)] if style == "conversational"
-                else [("prompt", pa.string()), ("completion", pa.string())])
+        head = (
+            [("messages", MESSAGES)]
+            if style == "conversational"
+            else [("prompt", pa.string()), ("completion", pa.string())]
+        )
         return pa.schema(head + SINGLE_PROVENANCE)
     if fmt == "arena":
         return pa.schema(ARENA)
@@ -75,8 +100,14 @@ class DatasetWriter:
     JSONL bytes are hashed as they are written (`jsonl_sha256` once closed), so a large file is
     never read back to be hashed. `progress(rows written)` is called after every batch."""
 
-    def __init__(self, paths: dict[str, Path], schema: pa.Schema, *, batch_size: int = 20_000,
-                 progress: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        paths: dict[str, Path],
+        schema: pa.Schema,
+        *,
+        batch_size: int = 20_000,
+        progress: Callable[[int], None] | None = None,
+    ):
         self.schema, self.batch_size, self.rows = schema, batch_size, 0
         self.names = schema.names
         self.progress = progress
@@ -90,10 +121,14 @@ class DatasetWriter:
         if "parquet" in paths:
             # Min/max statistics only for ids, numbers and flags: on long texts they cost a
             # good share of the write and no reader filters on them.
-            stats = [f.name for f in schema if not (
-                pa.types.is_string(f.type) or pa.types.is_nested(f.type))]
-            self._parquet = pq.ParquetWriter(paths["parquet"], schema, compression="zstd",
-                                             write_statistics=stats or False)
+            stats = [
+                f.name
+                for f in schema
+                if not (pa.types.is_string(f.type) or pa.types.is_nested(f.type))
+            ]
+            self._parquet = pq.ParquetWriter(
+                paths["parquet"], schema, compression="zstd", write_statistics=stats or False
+            )
 
     def write(self, row: dict) -> None:
         self._buffer.append(row)
@@ -112,15 +147,19 @@ class DatasetWriter:
         self.flush()  # keep the order of rows written before
         batch = pa.RecordBatch.from_arrays(
             [batch.column(name).cast(self.schema.field(name).type) for name in self.names],
-            schema=self.schema)
+            schema=self.schema,
+        )
         self.rows += batch.num_rows
         if self._jsonl is not None:
             # Column by column, then zipped: quicker than `to_pylist()`'s per-row conversion.
             names, dumps = self.names, json.dumps
             columns = [column.to_pylist() for column in batch.columns]
-            self._write_jsonl("".join(
-                dumps(dict(zip(names, values, strict=True)), ensure_ascii=False) + "\n"
-                for values in zip(*columns, strict=True)))
+            self._write_jsonl(
+                "".join(
+                    dumps(dict(zip(names, values, strict=True)), ensure_ascii=False) + "\n"
+                    for values in zip(*columns, strict=True)
+                )
+            )
         if self._parquet is not None:
             self._parquet.write_batch(batch)
         if self.progress is not None:
@@ -133,10 +172,12 @@ class DatasetWriter:
         self.rows += len(rows)
         if self._jsonl is not None:
             dumps = json.dumps
-            self._write_jsonl("".join(
-                dumps({n: r.get(n) for n in self.names}, ensure_ascii=False) + "\n"
-                for r in rows
-            ))
+            self._write_jsonl(
+                "".join(
+                    dumps({n: r.get(n) for n in self.names}, ensure_ascii=False) + "\n"
+                    for r in rows
+                )
+            )
         if self._parquet is not None:
             columns = {n: [r.get(n) for r in rows] for n in self.names}
             self._parquet.write_batch(pa.RecordBatch.from_pydict(columns, schema=self.schema))

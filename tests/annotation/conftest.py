@@ -30,7 +30,8 @@ def contestants(db):
     from arena.services import contestant_create
 
     return [
-        contestant_create(name=name, display_name=name.title(), backend="local",
-                          model_path=f"/models/{name}")
+        contestant_create(
+            name=name, display_name=name.title(), backend="local", model_path=f"/models/{name}"
+        )
         for name in ("alpha-model", "beta-model")
     ]

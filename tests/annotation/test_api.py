@@ -16,10 +16,14 @@ def _as(api_client, user):
 
 def test_a_researcher_imports_prompts_in_bulk_and_reads_them_back(api_client, researcher, project):
     client = _as(api_client, researcher)
-    rows = [{"prompt": "One?"}, {"messages": [{"role": "user", "content": "Two?"}]},
-            {"prompt": "one?"}]
-    response = client.post(f"/api/annotation/projects/{project.slug}/prompts/",
-                           {"rows": rows}, format="json")
+    rows = [
+        {"prompt": "One?"},
+        {"messages": [{"role": "user", "content": "Two?"}]},
+        {"prompt": "one?"},
+    ]
+    response = client.post(
+        f"/api/annotation/projects/{project.slug}/prompts/", {"rows": rows}, format="json"
+    )
     assert response.status_code == 201
     assert response.json() == {"created": 2, "duplicates": [3], "demonstrations": 0}
     listed = client.get(f"/api/annotation/projects/{project.slug}/prompts/").json()
@@ -29,8 +33,9 @@ def test_a_researcher_imports_prompts_in_bulk_and_reads_them_back(api_client, re
 def test_a_bad_row_refuses_the_whole_bulk_import(api_client, researcher, project):
     client = _as(api_client, researcher)
     rows = [{"prompt": "Fine"}, {"messages": [{"role": "user", "content": ""}]}]
-    response = client.post(f"/api/annotation/projects/{project.slug}/prompts/",
-                           {"rows": rows}, format="json")
+    response = client.post(
+        f"/api/annotation/projects/{project.slug}/prompts/", {"rows": rows}, format="json"
+    )
     assert response.status_code == 400 and response.json()["line"] == 2
     assert not Prompt.objects.exists()
 

@@ -17,8 +17,13 @@ def test_arena_board_with_annotation_rankings_is_labelled_and_kept_apart(
         ranking_item(project, k=2, contestants=contestants)
     user = make_annotator()
     for _ in range(5):
-        _rank(project, user, lambda a: list(
-            a.item.completions.order_by("contestant__name").values_list("id", flat=True)))
+        _rank(
+            project,
+            user,
+            lambda a: list(
+                a.item.completions.order_by("contestant__name").values_list("id", flat=True)
+            ),
+        )
     assert leaderboards.leaderboards_refresh(rounds=50) == 1  # no arena votes: only this board
     snapshot = LeaderboardSnapshot.objects.get()
     assert snapshot.include_annotation and snapshot.battles == 5

@@ -15,9 +15,14 @@ def test_candidates_are_generated_by_the_worker_and_open_a_ranking_item(
 ):
     from arena.services import contestant_create
 
-    second = contestant_create(name="tiny-hot", display_name="Tiny hot", backend="local",
-                               model_path=str(tiny_model_dir), temperature=1.0,
-                               max_new_tokens=8)
+    second = contestant_create(
+        name="tiny-hot",
+        display_name="Tiny hot",
+        backend="local",
+        model_path=str(tiny_model_dir),
+        temperature=1.0,
+        max_new_tokens=8,
+    )
     project = ProjectFactory(overlap=1, sampling={"max_new_tokens": 6})
     project.contestants.set([tiny_contestant, second])
     prompt = PromptFactory(project=project)

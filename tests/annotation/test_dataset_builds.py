@@ -27,14 +27,16 @@ def judged(project, annotator):
     for _ in range(3):
         prompt = PromptFactory(project=project)
         answers = [CompletionFactory(prompt=prompt) for _ in range(3)]
-        Ranking.objects.create(project=project, prompt=prompt, annotator=annotator,
-                               groups=[[a.pk] for a in answers])
+        Ranking.objects.create(
+            project=project, prompt=prompt, annotator=annotator, groups=[[a.pk] for a in answers]
+        )
     return project
 
 
 def _pending(project, **filters) -> DatasetSnapshot:
-    spec = Spec(source="rankings", format="preference", project=project,
-                filters=Filters.parse(filters))
+    spec = Spec(
+        source="rankings", format="preference", project=project, filters=Filters.parse(filters)
+    )
     return datasets.snapshot_create(name="prefs", spec=spec)
 
 
@@ -43,7 +45,8 @@ def _building(project, *, silent_for_s: int) -> DatasetSnapshot:
     snapshot = _pending(project)
     DatasetSnapshot.objects.filter(pk=snapshot.pk).update(
         status=SnapshotStatus.BUILDING,
-        heartbeat_at=timezone.now() - timedelta(seconds=silent_for_s))
+        heartbeat_at=timezone.now() - timedelta(seconds=silent_for_s),
+    )
     return snapshot
 
 
@@ -58,15 +61,22 @@ def test_a_build_records_its_heartbeat_and_progress_while_it_writes(judged, monk
 
         def record(rows):
             beat(rows)
-            seen.append(DatasetSnapshot.objects.values_list(
-                "status", "row_count", "heartbeat_at").get(pk=snapshot_id))
+            seen.append(
+                DatasetSnapshot.objects.values_list("status", "row_count", "heartbeat_at").get(
+                    pk=snapshot_id
+                )
+            )
+
         return record
 
     monkeypatch.setattr(build_module, "_heartbeat", watching)
     snapshot = datasets.snapshot_build(snapshot_id=_pending(judged).pk)
     assert snapshot.status == SnapshotStatus.READY, snapshot.error
     assert [(status, rows) for status, rows, _ in seen] == [
-        ("building", 3), ("building", 6), ("building", 9)]
+        ("building", 3),
+        ("building", 6),
+        ("building", 9),
+    ]
     assert all(beat is not None for *_, beat in seen)
     assert snapshot.row_count == 9
 
@@ -98,8 +108,7 @@ def test_the_reaper_leaves_pending_ready_and_failed_snapshots_alone(judged):
     assert DatasetSnapshot.objects.get(pk=pending.pk).status == SnapshotStatus.PENDING
 
 
-def test_a_build_that_was_reaped_meanwhile_stops_and_keeps_its_failure(
-        judged, media, monkeypatch):
+def test_a_build_that_was_reaped_meanwhile_stops_and_keeps_its_failure(judged, media, monkeypatch):
     monkeypatch.setattr(build_module, "HEARTBEAT_EVERY_S", 0.0)
     monkeypatch.setattr(datasets.rows, "CHUNK", 1)
     snapshot = _pending(judged)
@@ -110,14 +119,19 @@ def test_a_build_that_was_reaped_meanwhile_stops_and_keeps_its_failure(
 
         def record(rows):
             DatasetSnapshot.objects.filter(pk=snapshot_id).update(
-                status=SnapshotStatus.FAILED, error="reaped")
+                status=SnapshotStatus.FAILED, error="reaped"
+            )
             beat(rows)
+
         return record
 
     monkeypatch.setattr(build_module, "_heartbeat", reaped_after_first_batch)
     result = datasets.snapshot_build(snapshot_id=snapshot.pk)
     assert (result.status, result.error, result.content_hash) == (
-        SnapshotStatus.FAILED, "reaped", "")
+        SnapshotStatus.FAILED,
+        "reaped",
+        "",
+    )
     assert not (media / "datasets" / str(snapshot.pk)).exists()
 
 
@@ -129,7 +143,11 @@ def test_a_failed_snapshot_is_built_again_as_a_new_snapshot(judged, researcher):
     again = datasets.snapshot_retry(snapshot=failed, user=researcher)
     assert again.pk != failed.pk
     assert (again.name, again.source, again.format, again.filters) == (
-        failed.name, failed.source, failed.format, failed.filters)
+        failed.name,
+        failed.source,
+        failed.format,
+        failed.filters,
+    )
     built = datasets.snapshot_build(snapshot_id=again.pk)
     assert built.status == SnapshotStatus.READY and built.row_count == 9
     assert DatasetSnapshot.objects.get(pk=failed.pk).status == SnapshotStatus.FAILED
@@ -162,7 +180,8 @@ def test_builds_whose_message_was_lost_are_sent_again(judged, monkeypatch):
     lost = _pending(judged)
     fresh = _pending(judged)
     DatasetSnapshot.objects.filter(pk=lost.pk).update(
-        created_at=timezone.now() - timedelta(minutes=10))
+        created_at=timezone.now() - timedelta(minutes=10)
+    )
     assert datasets.snapshots_requeue(older_than_s=120) == 1
     assert sent == [lost.pk]
     assert fresh.pk not in sent
@@ -170,5 +189,4 @@ def test_builds_whose_message_was_lost_are_sent_again(judged, monkeypatch):
 
 def test_beat_runs_the_reaper_and_the_requeue(settings):
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert {"annotation.tasks.snapshots_reap_stale",
-            "annotation.tasks.snapshots_requeue"} <= tasks
+    assert {"annotation.tasks.snapshots_reap_stale", "annotation.tasks.snapshots_requeue"} <= tasks

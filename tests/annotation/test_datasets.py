@@ -30,17 +30,24 @@ def rank(project, annotator, answers, order: str, **fields) -> Ranking:
     ids = {chr(ord("A") + i): a.pk for i, a in enumerate(answers)}
     groups = [[ids[x.strip()] for x in group.split("=")] for group in order.split(">")]
     return Ranking.objects.create(
-        project=project, prompt=answers[0].prompt, annotator=annotator, groups=groups, **fields)
+        project=project, prompt=answers[0].prompt, annotator=annotator, groups=groups, **fields
+    )
 
 
 @pytest.fixture
 def answered(project, contestants):
     """One prompt with four model answers (A, B by alpha; C, D by beta)."""
-    prompt = PromptFactory(project=project, category="math",
-                           messages=[{"role": "user", "content": "two plus two"}])
+    prompt = PromptFactory(
+        project=project, category="math", messages=[{"role": "user", "content": "two plus two"}]
+    )
     return [
-        CompletionFactory(prompt=prompt, contestant=contestants[i // 2], text=f"answer {x}",
-                          settings={"temperature": 0.7}, source="model")
+        CompletionFactory(
+            prompt=prompt,
+            contestant=contestants[i // 2],
+            text=f"answer {x}",
+            settings={"temperature": 0.7},
+            source="model",
+        )
         for i, x in enumerate("ABCD")
     ]
 
@@ -59,17 +66,21 @@ def rows_of(snapshot) -> list[dict]:
 
 
 def test_snapshot_create_queues_the_build_after_commit(
-        project, researcher, django_capture_on_commit_callbacks):
+    project, researcher, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         snapshot = datasets.snapshot_create(
-            name="x", spec=Spec(source="rankings", format="preference", project=project),
-            user=researcher)
+            name="x",
+            spec=Spec(source="rankings", format="preference", project=project),
+            user=researcher,
+        )
     assert snapshot.status == SnapshotStatus.PENDING
     assert len(callbacks) == 1
 
 
 def test_a_snapshot_of_one_ranking_with_a_tie_holds_its_five_pairs_with_provenance(
-        project, annotator, answered):
+    project, annotator, answered
+):
     rank(project, annotator, answered, "D > C > A = B", labels={})
     snapshot = build(project, annotator)
     assert snapshot.status == SnapshotStatus.READY, snapshot.error
@@ -92,8 +103,9 @@ def test_a_snapshot_of_one_ranking_with_a_tie_holds_its_five_pairs_with_provenan
 
 
 def test_ties_kept_and_margin_from_labels(project, annotator, answered):
-    labels = {str(a.pk): {"helpfulness": score} for a, score in zip(answered, [2, 2, 4, 5],
-                                                                      strict=True)}
+    labels = {
+        str(a.pk): {"helpfulness": score} for a, score in zip(answered, [2, 2, 4, 5], strict=True)
+    }
     rank(project, annotator, answered, "D > C > A = B", labels=labels)
     rows = rows_of(build(project, ties="keep"))
     assert len(rows) == 6
@@ -118,7 +130,10 @@ def test_kto_sft_and_hh_rows(project, annotator, answered):
     rank(project, annotator, answered, "D > C > A = B")
     kto = rows_of(build(project, format="kto"))
     assert sorted((r["completion"], r["label"]) for r in kto) == [
-        ("answer A", False), ("answer B", False), ("answer D", True)]
+        ("answer A", False),
+        ("answer B", False),
+        ("answer D", True),
+    ]
     sft = rows_of(build(project, format="sft", style="conversational"))
     assert sft[0]["messages"][-1] == {"role": "assistant", "content": "answer D"}
     hh = rows_of(build(project, format="hh"))
@@ -135,8 +150,7 @@ def test_demonstrations_become_sft_rows(project, annotator):
 
 
 def test_filters_choose_the_judgments(project, annotator, reviewer, answered, make_annotator):
-    old = rank(project, annotator, answered, "D > C > B > A",
-               review_status=ReviewStatus.ACCEPTED)
+    old = rank(project, annotator, answered, "D > C > B > A", review_status=ReviewStatus.ACCEPTED)
     Ranking.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=30))
     rank(project, reviewer, answered, "A > B > C > D", guidelines_version=2)
     assert build(project, filters={"accepted_only": True}).row_count == 6
@@ -176,8 +190,11 @@ def test_snapshots_are_immutable_and_their_hash_is_stable(project, annotator, an
     rank(project, annotator, answered, "A > B > C > D")  # new data after the snapshot
     assert rows_of(first) == rows_of(DatasetSnapshot.objects.get(pk=first.pk))[:5]
     assert len(rows_of(first)) == 5
-    second = build(project, name="two", filters={"date_to": first.created_at.date().isoformat(),
-                                                 "guidelines_versions": [1]})
+    second = build(
+        project,
+        name="two",
+        filters={"date_to": first.created_at.date().isoformat(), "guidelines_versions": [1]},
+    )
     assert second.row_count == 11
     same = build(project, name="three")
     assert same.content_hash == build(project, name="four").content_hash

@@ -21,19 +21,31 @@ def media(settings, tmp_path):
 def judged(project, annotator):
     prompt = PromptFactory(project=project)
     a, b = CompletionFactory(prompt=prompt), CompletionFactory(prompt=prompt)
-    Ranking.objects.create(project=project, prompt=prompt, annotator=annotator,
-                           groups=[[a.pk], [b.pk]])
+    Ranking.objects.create(
+        project=project, prompt=prompt, annotator=annotator, groups=[[a.pk], [b.pk]]
+    )
     return project
 
 
 def test_the_form_creates_a_snapshot_and_its_page_polls_until_ready(
-        researcher_client, judged, django_capture_on_commit_callbacks):
+    researcher_client, judged, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False):
-        response = researcher_client.post("/annotation/datasets/", {
-            "name": "prefs", "source": "rankings", "project": judged.pk,
-            "format": "preference", "style": "standard", "pairs": "all", "ties": "drop",
-            "accepted_only": "", "categories": "", "guidelines_versions": "1",
-        })
+        response = researcher_client.post(
+            "/annotation/datasets/",
+            {
+                "name": "prefs",
+                "source": "rankings",
+                "project": judged.pk,
+                "format": "preference",
+                "style": "standard",
+                "pairs": "all",
+                "ties": "drop",
+                "accepted_only": "",
+                "categories": "",
+                "guidelines_versions": "1",
+            },
+        )
     snapshot = DatasetSnapshot.objects.get()
     assert response.status_code == 302 and response["Location"].endswith(f"/{snapshot.pk}/")
     assert snapshot.filters == {"guidelines_versions": [1]}
@@ -49,24 +61,40 @@ def test_the_form_creates_a_snapshot_and_its_page_polls_until_ready(
 
 
 def test_the_form_refuses_a_format_the_source_cannot_give(researcher_client, judged):
-    response = researcher_client.post("/annotation/datasets/", {
-        "name": "x", "source": "demonstrations", "project": judged.pk, "format": "hh",
-        "style": "standard", "pairs": "all", "ties": "drop",
-    })
+    response = researcher_client.post(
+        "/annotation/datasets/",
+        {
+            "name": "x",
+            "source": "demonstrations",
+            "project": judged.pk,
+            "format": "hh",
+            "style": "standard",
+            "pairs": "all",
+            "ties": "drop",
+        },
+    )
     assert response.status_code == 400 and b"can be written as" in response.content
     assert not DatasetSnapshot.objects.exists()
 
 
 def test_api_create_answers_202_with_an_id_to_poll_and_replays_by_key(
-        api_client, researcher, judged, django_capture_on_commit_callbacks):
+    api_client, researcher, judged, django_capture_on_commit_callbacks
+):
     api_client.force_authenticate(researcher)
-    body = {"name": "api", "source": "rankings", "project": judged.slug, "format": "kto",
-            "filters": {"accepted_only": False}}
+    body = {
+        "name": "api",
+        "source": "rankings",
+        "project": judged.slug,
+        "format": "kto",
+        "filters": {"accepted_only": False},
+    }
     with django_capture_on_commit_callbacks(execute=False):
-        first = api_client.post("/api/annotation/datasets/", body, format="json",
-                                HTTP_IDEMPOTENCY_KEY="k1")
-        again = api_client.post("/api/annotation/datasets/", body, format="json",
-                                HTTP_IDEMPOTENCY_KEY="k1")
+        first = api_client.post(
+            "/api/annotation/datasets/", body, format="json", HTTP_IDEMPOTENCY_KEY="k1"
+        )
+        again = api_client.post(
+            "/api/annotation/datasets/", body, format="json", HTTP_IDEMPOTENCY_KEY="k1"
+        )
     assert first.status_code == 202 and first.data["status"] == SnapshotStatus.PENDING
     assert again.data["id"] == first.data["id"] and DatasetSnapshot.objects.count() == 1
     datasets.snapshot_build(snapshot_id=first.data["id"])
@@ -80,15 +108,23 @@ def test_api_create_answers_202_with_an_id_to_poll_and_replays_by_key(
 
 def test_api_refuses_bad_filters(api_client, researcher, judged):
     api_client.force_authenticate(researcher)
-    response = api_client.post("/api/annotation/datasets/", {
-        "source": "rankings", "project": judged.slug, "format": "preference",
-        "filters": {"min_agreement": 3}}, format="json")
+    response = api_client.post(
+        "/api/annotation/datasets/",
+        {
+            "source": "rankings",
+            "project": judged.slug,
+            "format": "preference",
+            "filters": {"min_agreement": 3},
+        },
+        format="json",
+    )
     assert response.status_code == 400 and "0..1" in response.data["detail"]
 
 
 def test_annotators_cannot_download_datasets(annotator_client, judged):
     snapshot = datasets.snapshot_create(
-        name="x", spec=datasets.Spec(source="rankings", format="preference", project=judged))
+        name="x", spec=datasets.Spec(source="rankings", format="preference", project=judged)
+    )
     datasets.snapshot_build(snapshot_id=snapshot.pk)
     response = annotator_client.get(f"/annotation/datasets/{snapshot.pk}/download/?file=jsonl")
     assert response.status_code == 403

@@ -20,10 +20,15 @@ def _as_tuples(found):
 
 def test_all_pairs_of_a_ranking_with_a_tie_are_its_five_strict_pairs():
     found = pairs.ranking_pairs(RANKING, strategy="all", ties="drop")
-    assert _as_tuples(found) == sorted([
-        ("d", "c", False), ("d", "a", False), ("d", "b", False),
-        ("c", "a", False), ("c", "b", False),
-    ])
+    assert _as_tuples(found) == sorted(
+        [
+            ("d", "c", False),
+            ("d", "a", False),
+            ("d", "b", False),
+            ("c", "a", False),
+            ("c", "b", False),
+        ]
+    )
 
 
 def test_keeping_ties_adds_the_tied_pair_with_a_tie_label():
@@ -46,8 +51,7 @@ def test_consensus_merges_annotators_before_pairing():
     # Two say a > b > c, one says c > b > a: the consensus is a > b > c.
     groups = pairs.consensus_groups([[["a"], ["b"], ["c"]]] * 2 + [[["c"], ["b"], ["a"]]])
     assert groups == [["a"], ["b"], ["c"]]
-    assert _as_tuples(pairs.consensus_pairs([[["a"], ["b"]], [["a", "b"]]])) == [
-        ("a", "b", False)]
+    assert _as_tuples(pairs.consensus_pairs([[["a"], ["b"]], [["a", "b"]]])) == [("a", "b", False)]
 
 
 def test_consensus_of_opposite_votes_is_a_tie():
@@ -67,21 +71,34 @@ def test_unknown_strategy_is_refused():
 
 
 @pytest.mark.parametrize("strategy", ["all", "best-vs-rest"])
-@pytest.mark.parametrize("groups", [
-    [], [[1]], [[1, 2]], [[4], [3], [1, 2]], [[9, 10], [2], [31, 4, 5]], [[1], [2], [3], [4]],
-])
+@pytest.mark.parametrize(
+    "groups",
+    [
+        [],
+        [[1]],
+        [[1, 2]],
+        [[4], [3], [1, 2]],
+        [[9, 10], [2], [31, 4, 5]],
+        [[1], [2], [3], [4]],
+    ],
+)
 def test_pair_positions_pick_the_same_pairs_as_ranking_pairs(groups, strategy):
     chosen, rejected = pairs.pair_positions(tuple(map(len, groups)), strategy)
     flat = [m for g in groups for m in g]
     picked = [(flat[c], flat[r]) for c, r in zip(chosen, rejected, strict=True)]
-    assert picked == [(p.chosen, p.rejected)
-                      for p in pairs.ranking_pairs(groups, strategy=strategy, ties="drop")]
+    assert picked == [
+        (p.chosen, p.rejected) for p in pairs.ranking_pairs(groups, strategy=strategy, ties="drop")
+    ]
 
 
 def test_a_multi_turn_or_system_prompt_is_not_taken_for_a_single_question():
     assert formats.messages_text([{"role": "user", "content": "hi"}]) == "hi"
-    assert formats.messages_text([{"role": "system", "content": "be brief"},
-                                  {"role": "user", "content": "hi"}]) == "be brief\n\nhi"
+    assert (
+        formats.messages_text(
+            [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+        )
+        == "be brief\n\nhi"
+    )
 
 
 PROMPT = [{"role": "user", "content": "What is 2+2?"}]
@@ -97,17 +114,24 @@ def test_preference_rows_in_standard_and_conversational_style():
 
 def test_kto_and_sft_rows_have_trl_columns():
     assert set(formats.kto_row(PROMPT, "4", True, style="standard")) == {
-        "prompt", "completion", "label"}
+        "prompt",
+        "completion",
+        "label",
+    }
     assert formats.sft_row(PROMPT, "4", style="conversational") == {
-        "messages": PROMPT + [{"role": "assistant", "content": "4"}]}
+        "messages": PROMPT + [{"role": "assistant", "content": "4"}]
+    }
     assert formats.sft_row(PROMPT, "4", style="standard") == {
-        "prompt": "What is 2+2?", "completion": "4"}
+        "prompt": "What is 2+2?",
+        "completion": "4",
+    }
 
 
 def test_multi_turn_prompts_become_transcripts_in_text_style():
     turns = PROMPT + [{"role": "assistant", "content": "4"}, {"role": "user", "content": "x2?"}]
     assert formats.messages_text(turns) == (
-        "\n\nHuman: What is 2+2?\n\nAssistant: 4\n\nHuman: x2?\n\nAssistant:")
+        "\n\nHuman: What is 2+2?\n\nAssistant: 4\n\nHuman: x2?\n\nAssistant:"
+    )
 
 
 def test_hh_render_and_split_are_inverse():
@@ -134,15 +158,29 @@ def test_written_files_load_back_with_datasets(tmp_path, fmt, style):
         "sft": lambda: formats.sft_row(PROMPT, "4", style=style),
         "hh": lambda: formats.hh_row(PROMPT, "4", "5"),
     }
-    rows = [{**builders[fmt](), "prompt_id": n, "ranking_ids": [n], "annotators": ["x"],
-             "tie": False, "margin": 1.5, "category": "math"} for n in range(5)]
+    rows = [
+        {
+            **builders[fmt](),
+            "prompt_id": n,
+            "ranking_ids": [n],
+            "annotators": ["x"],
+            "tie": False,
+            "margin": 1.5,
+            "category": "math",
+        }
+        for n in range(5)
+    ]
     paths = {"jsonl": tmp_path / "d.jsonl", "parquet": tmp_path / "d.parquet"}
     with DatasetWriter(paths, schema, batch_size=2) as writer:
         writer.write_all(rows)
     assert writer.rows == 5
     for kind, loader in (("jsonl", "json"), ("parquet", "parquet")):
-        ds = load_dataset(loader, data_files=str(paths[kind]), split="train",
-                          cache_dir=str(tmp_path / f"cache-{kind}"))
+        ds = load_dataset(
+            loader,
+            data_files=str(paths[kind]),
+            split="train",
+            cache_dir=str(tmp_path / f"cache-{kind}"),
+        )
         assert ds.num_rows == 5
         assert set(schema.names) <= set(ds.column_names)
         assert ds[3]["prompt_id"] == 3

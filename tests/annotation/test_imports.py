@@ -17,8 +17,14 @@ def _jsonl(*records) -> bytes:
 def test_jsonl_reads_plain_text_and_multi_turn_messages_with_category_and_tags():
     data = _jsonl(
         {"prompt": "What is 2+2?", "category": "math", "tags": ["easy"]},
-        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
-                      {"role": "user", "content": "Tell me a joke"}], "tags": "fun, short"},
+        {
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Tell me a joke"},
+            ],
+            "tags": "fun, short",
+        },
     )
     rows = parse_file(data, filename="p.jsonl")
     assert rows[0].messages == [{"role": "user", "content": "What is 2+2?"}]
@@ -45,8 +51,19 @@ def test_parquet_files_are_read():
         (b'{"prompt": "ok"}\n{"prompt": \n', "p.jsonl", 2, "not valid JSON"),
         (_jsonl({"prompt": "ok"}, {"nothing": 1}), "p.jsonl", 2, "no prompt"),
         (_jsonl({"messages": [{"role": "bot", "content": "x"}]}), "p.jsonl", 1, "role 'bot'"),
-        (_jsonl({"messages": [{"role": "user", "content": "q"},
-                              {"role": "assistant", "content": "a"}]}), "p.jsonl", 1, "end with"),
+        (
+            _jsonl(
+                {
+                    "messages": [
+                        {"role": "user", "content": "q"},
+                        {"role": "assistant", "content": "a"},
+                    ]
+                }
+            ),
+            "p.jsonl",
+            1,
+            "end with",
+        ),
         (b"prompt\nfine\nalso,too many\n", "p.csv", 3, "more cells"),
     ],
 )
@@ -63,8 +80,13 @@ def test_unknown_file_types_are_refused():
 
 def test_an_instruction_template_turns_a_table_into_prompts_and_demonstrations():
     data = b"sentence,translation\nGood morning,Bonjour\nThank you,Merci\n"
-    rows = parse_file(data, filename="t.csv", instruction="Translate to French: {{sentence}}",
-                      answer="{{ translation }}", category="translation")
+    rows = parse_file(
+        data,
+        filename="t.csv",
+        instruction="Translate to French: {{sentence}}",
+        answer="{{ translation }}",
+        category="translation",
+    )
     assert rows[1].messages == [{"role": "user", "content": "Translate to French: Thank you"}]
     assert rows[1].answer == "Merci" and rows[1].category == "translation"
 

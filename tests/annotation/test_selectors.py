@@ -28,12 +28,19 @@ def test_rankings_of_model_answers_become_outcomes_and_a_leaderboard_with_interv
     for _ in range(2):
         user = make_annotator()
         for _ in range(6):
-            _rank(project, user, lambda a: list(
-                a.item.completions.order_by("contestant__name").values_list("id", flat=True)))
+            _rank(
+                project,
+                user,
+                lambda a: list(
+                    a.item.completions.order_by("contestant__name").values_list("id", flat=True)
+                ),
+            )
     outcomes = selectors.model_outcomes(project=project)
     assert len(outcomes) == 12
-    assert all(o in {("alpha-model", "beta-model", 1.0), ("beta-model", "alpha-model", 0.0)}
-               for o in outcomes)
+    assert all(
+        o in {("alpha-model", "beta-model", 1.0), ("beta-model", "alpha-model", 0.0)}
+        for o in outcomes
+    )
     board = selectors.project_leaderboard(project=project)
     assert [row["model"] for row in board] == ["alpha-model", "beta-model"]
     assert board[0]["ci_lower"] < board[0]["rating"] < board[0]["ci_upper"]

@@ -93,8 +93,12 @@ def test_a_ranking_is_stored_as_completion_ids_in_the_order_given(project, annot
     assignment = services.task_next(project=project, user=annotator)
     ids = dict(zip(assignment.letters, assignment.display_order))
     ranking = services.ranking_submit(
-        assignment=assignment, user=annotator, order="D > C > A = B",
-        labels={"C": {"helpfulness": 4, "pii": True}}, rationale="D is correct", all_bad=False,
+        assignment=assignment,
+        user=annotator,
+        order="D > C > A = B",
+        labels={"C": {"helpfulness": 4, "pii": True}},
+        rationale="D is correct",
+        all_bad=False,
     )
     assert ranking.groups == [[ids["D"]], [ids["C"]], [ids["A"], ids["B"]]]
     assert ranking.labels == {str(ids["C"]): {"helpfulness": 4, "pii": True}}
@@ -156,8 +160,9 @@ def test_editing_a_model_answer_stores_a_demonstration_and_an_edited_over_origin
 
 
 def test_a_demonstration_needs_text(project, annotator):
-    Item.objects.create(project=project, prompt=PromptFactory(project=project),
-                        kind=TaskKind.DEMONSTRATION)
+    Item.objects.create(
+        project=project, prompt=PromptFactory(project=project), kind=TaskKind.DEMONSTRATION
+    )
     assignment = services.task_next(project=project, user=annotator)
     with pytest.raises(TaskError, match="Write the answer"):
         services.demonstration_submit(assignment=assignment, user=annotator, text="  ")
@@ -214,7 +219,8 @@ def test_new_guidelines_get_a_new_version_that_later_judgments_record(project, a
     services.project_guidelines_update(project=project, guidelines="v2: be kind")
     assert project.guidelines_version == 2
     assert list(project.guideline_versions.values_list("version", "text")) == [
-        (2, "v2: be kind"), (1, "v1")
+        (2, "v2: be kind"),
+        (1, "v1"),
     ]
     ranking_item(project)
     assert services.task_next(project=project, user=annotator).guidelines_version == 2

@@ -21,8 +21,12 @@ def test_next_task_opens_a_ranking_page_that_hides_who_wrote_the_answers(
 ):
     prompt = PromptFactory(project=project)
     answers = [
-        CompletionFactory(prompt=prompt, source="model", contestant=contestants[0],
-                          text="Use `print()`:\n\n```python\nprint('hi')\n```"),
+        CompletionFactory(
+            prompt=prompt,
+            source="model",
+            contestant=contestants[0],
+            text="Use `print()`:\n\n```python\nprint('hi')\n```",
+        ),
         CompletionFactory(prompt=prompt, text="<script>alert(1)</script>Nope"),
     ]
     services.ranking_item_create(prompt=prompt, completions=answers)
@@ -30,7 +34,7 @@ def test_next_task_opens_a_ranking_page_that_hides_who_wrote_the_answers(
     html = annotator_client.get(url).content.decode()
     assert "Rank the answers" in html and 'data-letter="B"' in html
     assert "Alpha-Model" not in html and "alpha-model" not in html
-    assert "<pre><code class=\"language-python\">" in html
+    assert '<pre><code class="language-python">' in html
     assert "<script>alert(1)" not in html
 
 
@@ -39,10 +43,15 @@ def test_an_annotator_submits_a_ranking_with_labels_and_is_sent_to_the_next_task
 ):
     ranking_item(project, k=3)
     url = _claim(annotator_client, project)
-    response = annotator_client.post(url, {
-        "order": "C > A = B", "label-C-helpfulness": "5", "label-A-toxicity": "on",
-        "rationale": "C answers the question",
-    })
+    response = annotator_client.post(
+        url,
+        {
+            "order": "C > A = B",
+            "label-C-helpfulness": "5",
+            "label-A-toxicity": "on",
+            "rationale": "C answers the question",
+        },
+    )
     assert response.status_code == 302 and response["Location"].endswith("/next/")
     ranking = Ranking.objects.get(annotator=annotator)
     assignment = Assignment.objects.get(user=annotator)
@@ -150,10 +159,11 @@ def test_the_dashboard_shows_progress_agreement_and_the_model_board(
         user = make_annotator()
         for _ in range(2):
             assignment = services.task_next(project=project, user=user)
-            alpha_first = [assignment.letters[assignment.display_order.index(c.id)]
-                          for c in assignment.item.completions.order_by("id")]
-            services.ranking_submit(assignment=assignment, user=user,
-                                    order=" > ".join(alpha_first))
+            alpha_first = [
+                assignment.letters[assignment.display_order.index(c.id)]
+                for c in assignment.item.completions.order_by("id")
+            ]
+            services.ranking_submit(assignment=assignment, user=user, order=" > ".join(alpha_first))
     html = admin_client_.get(f"/annotation/projects/{project.slug}/dashboard/").content.decode()
     assert "100.0%" in html  # both ranking items have their two judgments
     assert "Krippendorff" in html and "1.00" in html

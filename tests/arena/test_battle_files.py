@@ -28,11 +28,14 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_read_battles_maps_winner_labels_to_outcomes_and_codes_models(tmp_path):
-    path = write(tmp_path / "b.csv", (
-        "id,model_a,model_b,winner\n"
-        "1,alpha,beta,model_a\n2,beta,gamma,model_b\n3,gamma,alpha,tie\n"
-        "4,alpha,gamma,both_bad\n5,beta,alpha,tie (bothbad)\n"
-    ))
+    path = write(
+        tmp_path / "b.csv",
+        (
+            "id,model_a,model_b,winner\n"
+            "1,alpha,beta,model_a\n2,beta,gamma,model_b\n3,gamma,alpha,tie\n"
+            "4,alpha,gamma,both_bad\n5,beta,alpha,tie (bothbad)\n"
+        ),
+    )
     battles = read_battles(path)
     assert battles.models == ["alpha", "beta", "gamma"]
     assert battles.model_a.tolist() == [0, 1, 2, 0, 1]
@@ -61,9 +64,10 @@ def test_read_battles_reads_gzipped_csv_flags_and_the_hard_rule(tmp_path):
 
 
 def test_read_battles_filters_on_a_category_column(tmp_path):
-    path = write(tmp_path / "b.csv", (
-        "model_a,model_b,winner,category\np,q,model_a,coding\np,q,model_b,math\nq,p,tie,coding\n"
-    ))
+    path = write(
+        tmp_path / "b.csv",
+        ("model_a,model_b,winner,category\np,q,model_a,coding\np,q,model_b,math\nq,p,tie,coding\n"),
+    )
     coding = read_battles(path, category="coding")
     assert coding.outcome.tolist() == [1.0, 0.5]
     assert coding.models == ["p", "q"]
@@ -71,19 +75,33 @@ def test_read_battles_filters_on_a_category_column(tmp_path):
 
 def test_read_battles_reads_jsonl_with_nested_category_tags_and_conversations(tmp_path):
     def record(winner, answer_a, answer_b, math):
-        return json.dumps({
-            "model_a": "p", "model_b": "q", "winner": winner,
-            "category_tag": {"math_v0.1": {"math": math}},
-            "conversation_a": [{"role": "user", "content": "hi"},
-                               {"role": "assistant", "content": answer_a}],
-            "conversation_b": [{"role": "user", "content": "hi"},
-                               {"role": "assistant", "content": answer_b}],
-        })
-    text = "\n".join([
-        record("model_a", "# Plan\n- one\n- two\n**done**", "short", True),
-        "",
-        record("model_b", "plain", "also plain", False),
-    ]) + "\n"
+        return json.dumps(
+            {
+                "model_a": "p",
+                "model_b": "q",
+                "winner": winner,
+                "category_tag": {"math_v0.1": {"math": math}},
+                "conversation_a": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": answer_a},
+                ],
+                "conversation_b": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": answer_b},
+                ],
+            }
+        )
+
+    text = (
+        "\n".join(
+            [
+                record("model_a", "# Plan\n- one\n- two\n**done**", "short", True),
+                "",
+                record("model_b", "plain", "also plain", False),
+            ]
+        )
+        + "\n"
+    )
     battles = read_battles(write(tmp_path / "b.jsonl.gz", text))
     assert battles.flags["math.math"].tolist() == [True, False]
     assert battles.feature_names == ("length_tokens", "headers", "list_items", "bold")
@@ -94,10 +112,14 @@ def test_read_battles_reads_jsonl_with_nested_category_tags_and_conversations(tm
 
 def test_read_battles_prefers_fastchat_conv_metadata_for_style(tmp_path):
     meta = {
-        "sum_assistant_a_tokens": 120, "sum_assistant_b_tokens": 40,
-        "header_count_a": {"h1": 1, "h2": 2}, "header_count_b": {"h1": 0},
-        "list_count_a": {"ordered": 3, "unordered": 1}, "list_count_b": {"ordered": 0},
-        "bold_count_a": {"**": 2, "__": 0}, "bold_count_b": {"**": 1},
+        "sum_assistant_a_tokens": 120,
+        "sum_assistant_b_tokens": 40,
+        "header_count_a": {"h1": 1, "h2": 2},
+        "header_count_b": {"h1": 0},
+        "list_count_a": {"ordered": 3, "unordered": 1},
+        "list_count_b": {"ordered": 0},
+        "bold_count_a": {"**": 2, "__": 0},
+        "bold_count_b": {"**": 1},
     }
     records = [{"model_a": "p", "model_b": "q", "winner": "tie", "conv_metadata": meta}]
     battles = read_battles(write(tmp_path / "b.json", json.dumps(records)))

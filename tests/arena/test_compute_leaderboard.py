@@ -54,8 +54,18 @@ def test_compute_leaderboard_writes_models_sorted_by_rating_with_intervals(battl
 
 def test_compute_leaderboard_hides_models_below_min_votes_and_pins_an_anchor(battle_csv, tmp_path):
     output = tmp_path / "board.json"
-    run("--input", str(battle_csv), "--output", str(output), "--bootstrap", "0",
-        "--min-votes", "10", "--anchor", "middle=1200")
+    run(
+        "--input",
+        str(battle_csv),
+        "--output",
+        str(output),
+        "--bootstrap",
+        "0",
+        "--min-votes",
+        "10",
+        "--anchor",
+        "middle=1200",
+    )
     rows = {r["model"]: r for r in json.loads(output.read_text())}
     assert set(rows) == {"strong", "middle", "weak"}
     assert rows["middle"]["rating"] == pytest.approx(1200.0)
@@ -64,8 +74,16 @@ def test_compute_leaderboard_hides_models_below_min_votes_and_pins_an_anchor(bat
 
 def test_compute_leaderboard_rates_one_category(battle_csv, tmp_path):
     output = tmp_path / "board.json"
-    run("--input", str(battle_csv), "--output", str(output), "--category", "coding",
-        "--bootstrap", "0")
+    run(
+        "--input",
+        str(battle_csv),
+        "--output",
+        str(output),
+        "--category",
+        "coding",
+        "--bootstrap",
+        "0",
+    )
     votes = sum(r["votes"] for r in json.loads(output.read_text())) / 2
     coding = sum(1 for r in battle_rows() if r[3] == "coding")
     assert votes == coding
@@ -77,14 +95,23 @@ def test_compute_leaderboard_controls_for_style_and_reports_coefficients(tmp_pat
     for _ in range(2000):
         long_side = rng.random() < 0.5
         answers = ["word " * 200, "word " * 20] if long_side else ["word " * 20, "word " * 200]
-        winner = ("model_a" if long_side else "model_b") if rng.random() < 0.7 else (
-            "model_b" if long_side else "model_a")
+        winner = (
+            ("model_a" if long_side else "model_b")
+            if rng.random() < 0.7
+            else ("model_b" if long_side else "model_a")
+        )
         pair = ["p", "q"] if rng.random() < 0.5 else ["q", "p"]
-        lines.append(json.dumps({
-            "model_a": pair[0], "model_b": pair[1], "winner": winner,
-            "conversation_a": [{"role": "assistant", "content": answers[0]}],
-            "conversation_b": [{"role": "assistant", "content": answers[1]}],
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "model_a": pair[0],
+                    "model_b": pair[1],
+                    "winner": winner,
+                    "conversation_a": [{"role": "assistant", "content": answers[0]}],
+                    "conversation_b": [{"role": "assistant", "content": answers[1]}],
+                }
+            )
+        )
     source, output = tmp_path / "b.jsonl", tmp_path / "board.json"
     source.write_text("\n".join(lines) + "\n")
     message = run("--input", str(source), "--output", str(output), "--style-control")

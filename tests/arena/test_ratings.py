@@ -44,7 +44,9 @@ def per_battle_nll(beta, a, b, y):
 
 def test_aggregate_counts_wins_ties_and_losses_per_unordered_pair():
     table = R.aggregate(
-        ["x", "y", "y", "x", "z"], ["y", "x", "x", "y", "x"], [1.0, 1.0, 0.5, 0.0, 0.0],
+        ["x", "y", "y", "x", "z"],
+        ["y", "x", "x", "y", "x"],
+        [1.0, 1.0, 0.5, 0.0, 0.0],
         models=["x", "y", "z"],
     )
     assert table.i.tolist() == [0, 0] and table.j.tolist() == [1, 2]
@@ -55,9 +57,7 @@ def test_aggregate_counts_wins_ties_and_losses_per_unordered_pair():
 
 
 def test_aggregate_reads_winner_labels_counts_both_bad_as_a_tie_and_drops_self_battles():
-    table = R.aggregate(
-        ["p", "p", "q"], ["q", "q", "q"], ["both_bad", "model_a", "model_b"]
-    )
+    table = R.aggregate(["p", "p", "q"], ["q", "q", "q"], ["both_bad", "model_a", "model_b"])
     assert table.n.tolist() == [2.0]
     assert (table.wins_i[0], table.ties[0], table.wins_j[0]) == (1.0, 1.0, 0.0)
 
@@ -123,9 +123,13 @@ def test_bradley_terry_matches_scipy_on_the_per_battle_likelihood():
     rng = np.random.default_rng(4)
     a, b, y = simulate(rng, rng.normal(0, 0.8, 6), 3000, tie_nu=0.25)
     res = optimize.minimize(
-        lambda beta: per_battle_nll(beta, a, b, y), np.zeros(6), method="BFGS",
-        jac=lambda beta: np.bincount(a, special.expit(beta[a] - beta[b]) - y, 6)
-        - np.bincount(b, special.expit(beta[a] - beta[b]) - y, 6),
+        lambda beta: per_battle_nll(beta, a, b, y),
+        np.zeros(6),
+        method="BFGS",
+        jac=lambda beta: (
+            np.bincount(a, special.expit(beta[a] - beta[b]) - y, 6)
+            - np.bincount(b, special.expit(beta[a] - beta[b]) - y, 6)
+        ),
         options={"gtol": 1e-10},
     )
     reference = 1000 + (res.x - res.x.mean()) / R.NAT
@@ -240,7 +244,10 @@ def test_batched_fit_reaches_the_point_estimate_from_a_distant_start():
     start = rng.normal(0, 2, (3, 7))
     tile = np.broadcast_to
     beta = R.batched_fit(
-        start, table.i, table.j, tile(table.score_i, (3, table.i.size)),
+        start,
+        table.i,
+        table.j,
+        tile(table.score_i, (3, table.i.size)),
         tile(table.n, (3, table.i.size)),
     )
     assert beta - beta.mean(axis=1, keepdims=True) == pytest.approx(
@@ -262,8 +269,7 @@ def test_rank_ub_counts_models_whose_lower_bound_is_above_the_upper_bound():
 
 def test_style_features_count_markdown_outside_code_blocks():
     text = (
-        "# Title\n\nSome **bold** text.\n\n- one\n- two\n1. three\n"
-        "```\n# not a header\n- no\n```"
+        "# Title\n\nSome **bold** text.\n\n- one\n- two\n1. three\n```\n# not a header\n- no\n```"
     )
     counts = R.style_features(text)
     assert counts["headers"] == 1
@@ -405,8 +411,13 @@ def test_published_top_is_fastchats_early_stopped_lbfgs_on_the_same_counts(real_
         grad = np.bincount(i, resid, rated.size) - np.bincount(j, resid, rated.size)
         return float(n @ np.logaddexp(0, d) - s @ d), grad
 
-    res = optimize.minimize(loss, np.zeros(rated.size), jac=True, method="L-BFGS-B",
-                            options={"maxiter": 100, "gtol": 1e-6})
+    res = optimize.minimize(
+        loss,
+        np.zeros(rated.size),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 100, "gtol": 1e-6},
+    )
     ratings = 1000 + 400 * res.x
     for name, published in PUBLISHED.items():
         assert ratings[t.models.index(name)] == pytest.approx(published, abs=0.01)

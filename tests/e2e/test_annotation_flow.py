@@ -29,18 +29,25 @@ def _log_in(page, url, username, password):
 def test_an_annotator_ranks_and_writes_with_the_keyboard_and_a_reviewer_rejects(
     live_server, page, browser, screenshot, annotator, reviewer, admin_user
 ):
-    project = ProjectFactory(slug="shift", name="Shift", overlap=1,
-                             guidelines="Prefer *correct* answers. Use code blocks for code.")
-    prompt = PromptFactory(project=project, messages=[
-        {"role": "user", "content": "How do I reverse a list in Python?"}])
+    project = ProjectFactory(
+        slug="shift",
+        name="Shift",
+        overlap=1,
+        guidelines="Prefer *correct* answers. Use code blocks for code.",
+    )
+    prompt = PromptFactory(
+        project=project,
+        messages=[{"role": "user", "content": "How do I reverse a list in Python?"}],
+    )
     answers = [
         CompletionFactory(prompt=prompt, text="Use slicing:\n\n```python\nitems[::-1]\n```"),
         CompletionFactory(prompt=prompt, text="Call `items.reverse()` to reverse in place."),
         CompletionFactory(prompt=prompt, text="You cannot reverse lists."),
     ]
     services.ranking_item_create(prompt=prompt, completions=answers)
-    demo_prompt = PromptFactory(project=project, messages=[
-        {"role": "user", "content": "Write a haiku about the sea."}])
+    demo_prompt = PromptFactory(
+        project=project, messages=[{"role": "user", "content": "Write a haiku about the sea."}]
+    )
     Item.objects.create(project=project, prompt=demo_prompt, kind=TaskKind.DEMONSTRATION)
 
     _log_in(page, live_server.url, "ann", "pw-ann")

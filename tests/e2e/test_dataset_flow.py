@@ -16,18 +16,21 @@ def _judged_project(annotator):
     tie (`A = B > C`: 2 strict pairs): 14 preference pairs once ties are dropped."""
     project = ProjectFactory(name="Helpfulness", slug="helpfulness")
     for n in range(5):
-        prompt = PromptFactory(project=project, category="math" if n % 2 else "writing",
-                               messages=[{"role": "user", "content": f"Question {n}?"}])
+        prompt = PromptFactory(
+            project=project,
+            category="math" if n % 2 else "writing",
+            messages=[{"role": "user", "content": f"Question {n}?"}],
+        )
         a, b, c = (CompletionFactory(prompt=prompt, text=f"Answer {n}{x}") for x in "abc")
         groups = [[a.pk, b.pk], [c.pk]] if n == 4 else [[a.pk], [b.pk], [c.pk]]
-        Ranking.objects.create(project=project, prompt=prompt, annotator=annotator,
-                               groups=groups)
+        Ranking.objects.create(project=project, prompt=prompt, annotator=annotator, groups=groups)
     return project
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_researcher_builds_a_snapshot_and_downloads_it(
-        live_server, page, screenshot, researcher, annotator, celery_worker):
+    live_server, page, screenshot, researcher, annotator, celery_worker
+):
     _judged_project(annotator)
     page.goto(f"{live_server.url}/accounts/login/?next=/annotation/datasets/")
     page.get_by_label("Username").fill("res")
@@ -67,8 +70,10 @@ def test_a_researcher_builds_a_snapshot_and_downloads_it(
 
     with page.expect_download() as jsonl_download:
         page.get_by_role("link", name="Download JSONL").click()
-    lines = [json.loads(line) for line in
-             open(jsonl_download.value.path(), encoding="utf-8").read().splitlines()]
+    lines = [
+        json.loads(line)
+        for line in open(jsonl_download.value.path(), encoding="utf-8").read().splitlines()
+    ]
     assert len(lines) == 14
     assert lines[0]["prompt"] == "Question 0?"
     assert (lines[0]["chosen"], lines[0]["rejected"]) == ("Answer 0a", "Answer 0b")
@@ -87,7 +92,8 @@ def test_a_researcher_builds_a_snapshot_and_downloads_it(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_snapshot_that_matches_nothing_fails_with_a_reason_and_can_be_built_again(
-        live_server, page, screenshot, researcher, annotator, celery_worker):
+    live_server, page, screenshot, researcher, annotator, celery_worker
+):
     _judged_project(annotator)
     page.goto(f"{live_server.url}/accounts/login/?next=/annotation/datasets/")
     page.get_by_label("Username").fill("res")

@@ -24,8 +24,18 @@ def _log_in(page, url, username, password):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_researcher_reads_a_judge_and_a_run_report(
-    live_server, page, browser, screenshot, researcher, annotator, reviewer, admin_user, judge,
-    tiny_contestant, tiny_model_dir, monkeypatch,
+    live_server,
+    page,
+    browser,
+    screenshot,
+    researcher,
+    annotator,
+    reviewer,
+    admin_user,
+    judge,
+    tiny_contestant,
+    tiny_model_dir,
+    monkeypatch,
 ):
     from arena.services import contestant_create
 
@@ -34,13 +44,19 @@ def test_a_researcher_reads_a_judge_and_a_run_report(
     )
     pair = (tiny_contestant, other)
     project = ProjectFactory(slug="judged", name="Judged answers")
-    prompt = PromptFactory(project=project, messages=[
-        {"role": "user", "content": "What is the capital of France?"}])
+    prompt = PromptFactory(
+        project=project, messages=[{"role": "user", "content": "What is the capital of France?"}]
+    )
     short = CompletionFactory(prompt=prompt, text="Lyon.")
     long_ = CompletionFactory(prompt=prompt, text="Paris is the capital of France.")
-    Ranking.objects.create(project=project, prompt=prompt, annotator=annotator,
-                           groups=[[short.pk], [long_.pk]], display_order=[long_.pk, short.pk],
-                           review_status=ReviewStatus.ACCEPTED)
+    Ranking.objects.create(
+        project=project,
+        prompt=prompt,
+        annotator=annotator,
+        groups=[[short.pk], [long_.pk]],
+        display_order=[long_.pk, short.pk],
+        review_status=ReviewStatus.ACCEPTED,
+    )
     with monkeypatch.context() as patch:  # a judge that rewards length, so the flag is certain
         patch.setattr(judges, "judge_load", lambda _judge: LengthJudge())
         for winner in ("model_a", "model_a", "model_b", "tie"):
@@ -48,12 +64,21 @@ def test_a_researcher_reads_a_judge_and_a_run_report(
         judges.judge_score_battles(judge=judge)
         judges.judge_flag_rankings(judge=judge, project=project, threshold=5)
 
-    snapshot = _snapshot("preference", [
-        {"prompt": WORDS[i % 6], "chosen": WORDS[(i + 1) % 6], "rejected": WORDS[(i + 2) % 6]}
-        for i in range(8)
-    ])
-    run = services.training_run_create(kind="dpo", loss_type="sigmoid", base_model=tiny_contestant,
-                                       snapshot=snapshot, hyperparameters=SMALL, eval_judge=judge)
+    snapshot = _snapshot(
+        "preference",
+        [
+            {"prompt": WORDS[i % 6], "chosen": WORDS[(i + 1) % 6], "rejected": WORDS[(i + 2) % 6]}
+            for i in range(8)
+        ],
+    )
+    run = services.training_run_create(
+        kind="dpo",
+        loss_type="sigmoid",
+        base_model=tiny_contestant,
+        snapshot=snapshot,
+        hyperparameters=SMALL,
+        eval_judge=judge,
+    )
     services.training_run_execute(run_id=run.pk)
     reports.training_run_report(run_id=run.pk)
 

@@ -9,12 +9,16 @@ from training.models import TrainingRun
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_admin_starts_a_run_and_watches_it_finish(live_server, page, screenshot, admin_user,
-                                                     tiny_contestant, celery_worker):
-    snapshot = _snapshot("preference", [
-        {"prompt": WORDS[i % 6], "chosen": WORDS[(i + 1) % 6], "rejected": WORDS[(i + 2) % 6]}
-        for i in range(3000)
-    ])
+def test_an_admin_starts_a_run_and_watches_it_finish(
+    live_server, page, screenshot, admin_user, tiny_contestant, celery_worker
+):
+    snapshot = _snapshot(
+        "preference",
+        [
+            {"prompt": WORDS[i % 6], "chosen": WORDS[(i + 1) % 6], "rejected": WORDS[(i + 2) % 6]}
+            for i in range(3000)
+        ],
+    )
     page.goto(f"{live_server.url}/accounts/login/?next=/training/")
     page.get_by_label("Username").fill("adm")
     page.get_by_label("Password").fill("pw-adm")

@@ -186,9 +186,7 @@ def test_a_job_whose_judge_cannot_load_fails_with_a_reason(judge, tmp_path):
     assert job.status == JobStatus.FAILED and "Could not load judge tiny-judge" in job.error
 
 
-def test_lost_jobs_are_sent_again_and_jobs_of_dead_workers_fail(
-    judge, monkeypatch
-):
+def test_lost_jobs_are_sent_again_and_jobs_of_dead_workers_fail(judge, monkeypatch):
     from datetime import timedelta
 
     from django.utils import timezone

@@ -118,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
 def _die_with_parent() -> None:
     """Run in the child before exec: a SIGTERM when the process that started it dies, so that
     a killed worker does not leave a training job running unwatched (Linux)."""
@@ -167,21 +166,40 @@ def train_under_torchrun(
         for row in rows:
             fh.write(json.dumps(row) + "\n")
     command = [
-        sys.executable, "-m", "torch.distributed.run", *torchrun_args,
-        "--nproc_per_node", str(processes),
-        "-m", "training.core.launch", kind,
-        "--config", str(config_file), "--rows", str(rows_file),
-        "--base-model", str(base_model), "--output", str(output),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *torchrun_args,
+        "--nproc_per_node",
+        str(processes),
+        "-m",
+        "training.core.launch",
+        kind,
+        "--config",
+        str(config_file),
+        "--rows",
+        str(rows_file),
+        "--base-model",
+        str(base_model),
+        "--output",
+        str(output),
     ]
     if resume_from:
         command += ["--resume-from", str(resume_from)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get(
-        "PYTHONPATH", "")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH", "")])),
+    }
     lines: queue.Queue[str | None] = queue.Queue()
     tail: collections.deque[str] = collections.deque(maxlen=40)
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        cwd=_ROOT, preexec_fn=_die_with_parent,
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=_ROOT,
+        preexec_fn=_die_with_parent,
     )
 
     def read() -> None:
@@ -201,7 +219,7 @@ def train_under_torchrun(
             if line is None:
                 break
             if line.startswith(PROGRESS_PREFIX):
-                event = json.loads(line[len(PROGRESS_PREFIX):])
+                event = json.loads(line[len(PROGRESS_PREFIX) :])
                 if on_progress is not None:
                     on_progress(event["step"], event["total"], event["metrics"])
             elif line:
@@ -222,9 +240,7 @@ def train_under_torchrun(
     reader.join(timeout=5)
     result_file = output / "result.json"
     if code != 0 or not result_file.exists():
-        raise RuntimeError(
-            f"torchrun exited with code {code}: " + " | ".join(list(tail)[-8:])
-        )
+        raise RuntimeError(f"torchrun exited with code {code}: " + " | ".join(list(tail)[-8:]))
     return TrainResult(**json.loads(result_file.read_text()))
 
 

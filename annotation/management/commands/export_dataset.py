@@ -32,8 +32,11 @@ class Command(BaseCommand):
         parser.add_argument("--pairs", default="all", choices=PairStrategy.values)
         parser.add_argument("--ties", default="drop", choices=TiesPolicy.values)
         parser.add_argument("--style", default="standard", choices=SnapshotStyle.values)
-        parser.add_argument("--source", choices=("rankings", "demonstrations"),
-                            help="for sft: demonstrations (default) or each ranking's best")
+        parser.add_argument(
+            "--source",
+            choices=("rankings", "demonstrations"),
+            help="for sft: demonstrations (default) or each ranking's best",
+        )
         parser.add_argument("--accepted-only", action="store_true")
         parser.add_argument("--since", help="first day, YYYY-MM-DD")
         parser.add_argument("--until", help="last day, YYYY-MM-DD (inclusive)")
@@ -49,25 +52,41 @@ class Command(BaseCommand):
         if kind is None:
             raise CommandError("--output must end in .jsonl or .parquet")
         fmt = options["format"]
-        source = "arena" if fmt == "arena" else (
-            options["source"] or ("demonstrations" if fmt == "sft" else "rankings"))
+        source = (
+            "arena"
+            if fmt == "arena"
+            else (options["source"] or ("demonstrations" if fmt == "sft" else "rankings"))
+        )
         project = None
         if source != "arena":
             name = options["project"] or ""
-            project = (Project.objects.filter(name=name).first()
-                       or Project.objects.filter(slug=name).first())
+            project = (
+                Project.objects.filter(name=name).first()
+                or Project.objects.filter(slug=name).first()
+            )
             if project is None:
                 raise CommandError(f"No project called {name!r}.")
         try:
-            filters = Filters.parse({
-                "date_from": options["since"], "date_to": options["until"],
-                "accepted_only": options["accepted_only"],
-                "min_agreement": options["min_agreement"], "gold_min": options["gold_min"],
-                "categories": options["category"],
-                "guidelines_versions": options["guidelines_version"],
-            })
-            spec = Spec(source=source, format=fmt, project=project, style=options["style"],
-                        pairs=options["pairs"], ties=options["ties"], filters=filters)
+            filters = Filters.parse(
+                {
+                    "date_from": options["since"],
+                    "date_to": options["until"],
+                    "accepted_only": options["accepted_only"],
+                    "min_agreement": options["min_agreement"],
+                    "gold_min": options["gold_min"],
+                    "categories": options["category"],
+                    "guidelines_versions": options["guidelines_version"],
+                }
+            )
+            spec = Spec(
+                source=source,
+                format=fmt,
+                project=project,
+                style=options["style"],
+                pairs=options["pairs"],
+                ties=options["ties"],
+                filters=filters,
+            )
             output.parent.mkdir(parents=True, exist_ok=True)
             stats = export_to_files(spec=spec, paths={kind: output})
         except DatasetError as exc:

@@ -31,17 +31,25 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="project name (or slug)")
         parser.add_argument("--format", required=True, choices=IMPORT_FORMATS)
         parser.add_argument("--input", required=True, help="the file to import")
-        parser.add_argument("--skip-bad", action="store_true",
-                            help="store the good rows and report the bad ones")
+        parser.add_argument(
+            "--skip-bad", action="store_true", help="store the good rows and report the bad ones"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             # One transaction with the project: a refused file leaves no new empty project.
             with transaction.atomic():
-                project = (None if options["format"] == "arena"
-                           else project_for_import(name=options["project"]))
-                report = dataset_import(fmt=options["format"], path=options["input"],
-                                        project=project, skip_bad=options["skip_bad"])
+                project = (
+                    None
+                    if options["format"] == "arena"
+                    else project_for_import(name=options["project"])
+                )
+                report = dataset_import(
+                    fmt=options["format"],
+                    path=options["input"],
+                    project=project,
+                    skip_bad=options["skip_bad"],
+                )
         except (OSError, DatasetImportError, ValueError) as exc:
             raise CommandError(f"{options['input']}: {exc}") from exc
         if options["format"] == "arena":
@@ -49,6 +57,7 @@ class Command(BaseCommand):
             return
         self.stdout.write(
             f"Imported into {project.name}: {report.prompts} new prompts, "
-            f"{report.completions} completions, {report.rankings} judgments.")
+            f"{report.completions} completions, {report.rankings} judgments."
+        )
         for line, reason in report.skipped:
             self.stderr.write(f"skipped line {line}: {reason}")

@@ -14,10 +14,15 @@ from annotation.models import Item, Project, TaskKind
 
 # Three answers of clearly different quality per prompt: the gold order is the list order.
 _STYLES = [
-    ("A careful answer", lambda q: f"Here is a careful answer to *{q}*\n\n"
-     "1. State the key fact first.\n2. Explain why it holds.\n3. Give a short example:\n\n"
-     "```python\nprint('example')\n```"),
-    ("A short answer", lambda q: f"Short answer: it depends on the details of \"{q}\"."),
+    (
+        "A careful answer",
+        lambda q: (
+            f"Here is a careful answer to *{q}*\n\n"
+            "1. State the key fact first.\n2. Explain why it holds.\n3. Give a short example:\n\n"
+            "```python\nprint('example')\n```"
+        ),
+    ),
+    ("A short answer", lambda q: f'Short answer: it depends on the details of "{q}".'),
     ("An unhelpful answer", lambda q: "I don't know."),
 ]
 
@@ -52,7 +57,9 @@ class Command(BaseCommand):
                     gold_groups=[[a.id] for a in answers] if is_gold else None,
                 )
                 ranked += 1
-        self.stdout.write(self.style.SUCCESS(
-            f"{target.name}: {ranked} ranking items ({min(gold, ranked)} gold), "
-            f"{opened} demonstration items opened."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{target.name}: {ranked} ranking items ({min(gold, ranked)} gold), "
+                f"{opened} demonstration items opened."
+            )
+        )

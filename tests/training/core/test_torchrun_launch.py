@@ -21,7 +21,11 @@ def _config(**overrides) -> DPOConfig:
 def test_two_processes_report_progress_and_return_the_result(tiny_model_dir: Path, tmp_path):
     progress, logged = [], []
     result = train_under_torchrun(
-        "dpo", _config(), make_pairs(32, seed=41), tiny_model_dir, tmp_path / "run",
+        "dpo",
+        _config(),
+        make_pairs(32, seed=41),
+        tiny_model_dir,
+        tmp_path / "run",
         processes=2,
         on_progress=lambda step, total, metrics: progress.append((step, total, metrics)),
         log=logged.append,
@@ -36,7 +40,11 @@ def test_two_processes_report_progress_and_return_the_result(tiny_model_dir: Pat
 def test_cancellation_reaches_the_ranks_and_resume_finishes(tiny_model_dir: Path, tmp_path):
     steps: list[int] = []
     result = train_under_torchrun(
-        "dpo", _config(), make_pairs(48, seed=42), tiny_model_dir, tmp_path / "run",
+        "dpo",
+        _config(),
+        make_pairs(48, seed=42),
+        tiny_model_dir,
+        tmp_path / "run",
         processes=2,
         on_progress=lambda step, total, metrics: steps.append(step),
         should_cancel=lambda: bool(steps),
@@ -45,8 +53,13 @@ def test_cancellation_reaches_the_ranks_and_resume_finishes(tiny_model_dir: Path
     assert result.status == "cancelled" and result.checkpoint_dir
     assert result.step < result.total_steps == 6
     resumed = train_under_torchrun(
-        "dpo", _config(), make_pairs(48, seed=42), tiny_model_dir, tmp_path / "run",
-        processes=2, resume_from=result.checkpoint_dir,
+        "dpo",
+        _config(),
+        make_pairs(48, seed=42),
+        tiny_model_dir,
+        tmp_path / "run",
+        processes=2,
+        resume_from=result.checkpoint_dir,
     )
     assert resumed.status == "completed" and resumed.step == 6
 
@@ -54,6 +67,10 @@ def test_cancellation_reaches_the_ranks_and_resume_finishes(tiny_model_dir: Path
 def test_a_failing_job_raises_with_its_output(tiny_model_dir: Path, tmp_path):
     with pytest.raises(RuntimeError, match="torchrun exited with code"):
         train_under_torchrun(
-            "dpo", _config(), make_pairs(8, seed=1), tmp_path / "no-such-model", tmp_path / "run",
+            "dpo",
+            _config(),
+            make_pairs(8, seed=1),
+            tmp_path / "no-such-model",
+            tmp_path / "run",
             processes=2,
         )
