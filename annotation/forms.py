@@ -17,7 +17,9 @@ class RankingForm(forms.Form):
     """The order in display letters (`D > C > A = B`) plus one field per answer and label
     (`label-A-helpfulness`), built from the project's label schema."""
 
-    order = forms.CharField(max_length=200, label="Order (best first)")
+    # Not required at form level: an empty or partial order gets the service's message, which
+    # says which answers are still to be placed.
+    order = forms.CharField(max_length=200, required=False, label="Order (best first)")
     all_bad = forms.BooleanField(required=False, label="All answers are bad")
     rationale = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 

@@ -30,6 +30,22 @@ class ImportRefused(ValueError):
         super().__init__(f"line {line}: {reason}" if line else reason)
 
 
+class UploadTooLarge(ImportRefused):
+    """The file is over PROMPT_IMPORT_MAX_BYTES; refused before a byte of it is read."""
+
+
+def upload_read(upload) -> bytes:
+    """The bytes of an uploaded file, refused by its size before it is read into memory."""
+    from django.conf import settings
+
+    limit = settings.PROMPT_IMPORT_MAX_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise UploadTooLarge(
+            None, f"the file has {upload.size} bytes; at most {limit} are accepted (split it)."
+        )
+    return upload.read()
+
+
 @dataclass
 class Row:
     line: int

@@ -5,6 +5,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from core.jobs import Job, JobStatus
+
 USER = django_settings.AUTH_USER_MODEL
 
 
@@ -288,6 +290,9 @@ class Reviewed(models.Model):
     )
     review_comment = models.TextField(blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    feedback_seen = models.BooleanField(
+        default=False, help_text="The annotator has opened their work since the review."
+    )
 
     objects = ReviewedQuerySet.as_manager()
 
@@ -320,6 +325,15 @@ class Ranking(Reviewed):
     )
     origin = models.CharField(
         max_length=10, choices=RankingOrigin.choices, default=RankingOrigin.TASK
+    )
+    # Set only for an edit pair (origin `edit`): the demonstration whose edit it records; the
+    # pair is reviewed with it.
+    demonstration = models.ForeignKey(
+        "Demonstration",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="edit_rankings",
     )
     groups = models.JSONField()
     display_order = models.JSONField(default=list, blank=True)
@@ -415,11 +429,24 @@ class SnapshotStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class DatasetSnapshot(models.Model):
+# A snapshot's build is a job (core.jobs) that keeps the words users know: queued is
+# pending, running is building, succeeded is ready.
+SNAPSHOT_JOB_STATUSES = {
+    JobStatus.QUEUED: SnapshotStatus.PENDING,
+    JobStatus.RUNNING: SnapshotStatus.BUILDING,
+    JobStatus.SUCCEEDED: SnapshotStatus.READY,
+    JobStatus.FAILED: SnapshotStatus.FAILED,
+}
+
+
+class DatasetSnapshot(Job):
     """An immutable export: what was asked for (source, filters, format) and, once built, its
     files under `MEDIA_ROOT/datasets/<id>/`, their content hash, counts and dataset card.
     Training runs point at a snapshot, so every trained model traces back to its exact data.
-    Only the build service writes the outcome, once; a ready snapshot is never rebuilt."""
+    Only the build service writes the outcome, once; a ready snapshot is never rebuilt.
+
+    The build is the snapshot's job: `heartbeat_at` is its last sign of life (claimed, or
+    another record batch written), and beat fails a build that has been silent too long."""
 
     name = models.CharField(max_length=200)
     source = models.CharField(max_length=20, choices=SnapshotSource.choices)
@@ -439,7 +466,6 @@ class DatasetSnapshot(models.Model):
         default=SnapshotStatus.PENDING,
         db_index=True,
     )
-    error = models.TextField(blank=True)
     content_hash = models.CharField(max_length=64, blank=True, db_index=True)
     row_count = models.PositiveBigIntegerField(default=0)
     card = models.JSONField(default=dict, blank=True)
@@ -448,10 +474,6 @@ class DatasetSnapshot(models.Model):
         USER, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    # The build's last sign of life (claimed, or another record batch written); beat fails a
-    # build that has been silent too long: its worker died.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    built_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -460,5 +482,6 @@ class DatasetSnapshot(models.Model):
         return f"Dataset {self.name} #{self.pk}"
 
     @property
-    def is_finished(self) -> bool:
-        return self.status in (SnapshotStatus.READY, SnapshotStatus.FAILED)
+    def built_at(self):
+        """When the build ended (ready or failed)."""
+        return self.finished_at

@@ -4,11 +4,12 @@ quality and the model leaderboard that rankings imply."""
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
+from django.utils import timezone
 
 from annotation import quality
 from annotation.models import (
@@ -231,24 +232,24 @@ def annotator_stats(*, project: Project) -> list[dict]:
             r["gold"].append(w["gold_score"])
         r["accepted"] += w["review_status"] == ReviewStatus.ACCEPTED
         r["rejected"] += w["review_status"] == ReviewStatus.REJECTED
-    out = []
-    for name, r in sorted(rows.items()):
-        hours = max((r["last"] - r["first"]).total_seconds() / 3600, 1 / 60)
-        out.append(
-            {
-                "annotator": name,
-                "judgments": r["judgments"],
-                "per_hour": round(r["judgments"] / hours, 1),
-                "median_seconds": statistics.median(r["durations"]) if r["durations"] else None,
-                "gold_accuracy": statistics.fmean(r["gold"]) if r["gold"] else None,
-                "gold_judgments": len(r["gold"]),
-                "agreement": agreement.get(name, {}).get("rate"),
-                "fast": r["fast"],
-                "accepted": r["accepted"],
-                "rejected": r["rejected"],
-            }
-        )
-    return out
+    return [_annotator_row(name, r, agreement) for name, r in sorted(rows.items())]
+
+
+def _annotator_row(name: str, r: dict, agreement: dict) -> dict:
+    """One annotator's line of the dashboard from the counts `annotator_stats` gathered."""
+    hours = max((r["last"] - r["first"]).total_seconds() / 3600, 1 / 60)
+    return {
+        "annotator": name,
+        "judgments": r["judgments"],
+        "per_hour": round(r["judgments"] / hours, 1),
+        "median_seconds": statistics.median(r["durations"]) if r["durations"] else None,
+        "gold_accuracy": statistics.fmean(r["gold"]) if r["gold"] else None,
+        "gold_judgments": len(r["gold"]),
+        "agreement": agreement.get(name, {}).get("rate"),
+        "fast": r["fast"],
+        "accepted": r["accepted"],
+        "rejected": r["rejected"],
+    }
 
 
 def fast_judgments(*, project: Project, limit: int = 50):
@@ -301,6 +302,20 @@ def judgments_for_api(*, project: Project):
     return Ranking.objects.filter(project=project).select_related("annotator").order_by("id")
 
 
+def assignment_current(*, project: Project, user) -> Assignment | None:
+    """The task the annotator holds in this project and may still submit (None: none)."""
+    return (
+        Assignment.objects.filter(
+            item__project=project,
+            user=user,
+            status=AssignmentStatus.ACTIVE,
+            expires_at__gt=timezone.now(),
+        )
+        .order_by("started_at")
+        .first()
+    )
+
+
 def user_has_pending(*, project: Project, user) -> bool:
     return Assignment.objects.filter(
         item__project=project, user=user, status=AssignmentStatus.ACTIVE
@@ -330,3 +345,118 @@ def arena_board(*, models: list[str]) -> list[dict]:
     if snapshot is None:
         return []
     return [row for row in snapshot.rows if row.get("model") in set(models)]
+
+
+# --------------------------------------------------------------------------- the annotator's own
+
+
+def annotator_work(*, user, status: str = "", limit: int = 100) -> list[dict]:
+    """The annotator's rankings and demonstrations, newest first, with their review state and
+    the reviewer's comment (the reviewer's name stays out)."""
+    rankings = Ranking.objects.filter(annotator=user, origin=RankingOrigin.TASK)
+    demonstrations = Demonstration.objects.filter(annotator=user, item__isnull=False)
+    if status:
+        rankings = rankings.filter(review_status=status)
+        demonstrations = demonstrations.filter(review_status=status)
+    rows = [
+        {"kind": "ranking", "work": r, "order": ranking_order_text(r)}
+        for r in rankings.select_related("project", "prompt").order_by("-created_at")[:limit]
+    ] + [
+        {"kind": "demonstration", "work": d}
+        for d in demonstrations.select_related("project", "prompt").order_by("-created_at")[:limit]
+    ]
+    rows.sort(key=lambda row: row["work"].created_at, reverse=True)
+    return rows[:limit]
+
+
+def annotator_summary(*, user) -> list[dict]:
+    """Per project the annotator worked in: their judgments and review outcomes, agreement
+    with the others and gold accuracy, as the project's dashboard computes them."""
+    project_ids = set(
+        Ranking.objects.filter(annotator=user, origin=RankingOrigin.TASK).values_list(
+            "project_id", flat=True
+        )
+    ) | set(Demonstration.objects.filter(annotator=user).values_list("project_id", flat=True))
+    out = []
+    for project in Project.objects.filter(id__in=project_ids).order_by("name"):
+        mine = next(
+            (r for r in annotator_stats(project=project) if r["annotator"] == user.username), None
+        )
+        if mine is not None:
+            mine["pending"] = mine["judgments"] - mine["accepted"] - mine["rejected"]
+            out.append({"project": project, **mine})
+    return out
+
+
+def feedback_unseen(*, user) -> int:
+    """How much of the annotator's work came back rejected since they last looked."""
+    if not user.is_authenticated:
+        return 0
+    return sum(
+        model.objects.filter(
+            annotator=user, review_status=ReviewStatus.REJECTED, feedback_seen=False
+        ).count()
+        for model in (Ranking, Demonstration)
+    )
+
+
+def annotator_queue(*, user) -> list[dict]:
+    """Per project: the tasks the annotator may still take (open items of the project's task
+    kinds they have neither had nor written) and whether they hold one now."""
+    mine = Assignment.objects.filter(user=user).values("item_id")
+    held = set(
+        Assignment.objects.filter(
+            user=user, status=AssignmentStatus.ACTIVE, expires_at__gt=timezone.now()
+        ).values_list("item__project_id", flat=True)
+    )
+    out = []
+    for project in Project.objects.order_by("name"):
+        waiting = (
+            Item.objects.filter(
+                project=project,
+                is_open=True,
+                is_ready=True,
+                is_gold=False,
+                kind__in=project.task_kinds,
+            )
+            .exclude(author=user)
+            .exclude(pk__in=mine)
+            .count()
+        )
+        if waiting or project.id in held:
+            out.append({"project": project, "waiting": waiting, "holding": project.id in held})
+    return out
+
+
+def reviews_waiting(*, user) -> list[dict]:
+    """Per project: work waiting for review that this reviewer may decide (not their own)."""
+    pending = Q(review_status=ReviewStatus.PENDING) & ~Q(annotator=user)
+    rankings = dict(
+        Ranking.objects.filter(pending, origin=RankingOrigin.TASK)
+        .values_list("project_id")
+        .annotate(n=Count("id"))
+    )
+    demonstrations = dict(
+        Demonstration.objects.filter(pending, annotator__isnull=False)
+        .values_list("project_id")
+        .annotate(n=Count("id"))
+    )
+    ids = set(rankings) | set(demonstrations)
+    return [
+        {
+            "project": p,
+            "rankings": rankings.get(p.id, 0),
+            "demonstrations": demonstrations.get(p.id, 0),
+        }
+        for p in Project.objects.filter(id__in=ids).order_by("name")
+    ]
+
+
+def ranking_sizes(*, project: Project) -> dict[int, int]:
+    """How many answers the project's ranking items really carry: {K: number of items}."""
+    sizes = (
+        Item.objects.filter(project=project, kind=TaskKind.RANKING)
+        .annotate(k=Count("completions"))
+        .values_list("k", flat=True)
+    )
+    return dict(sorted(Counter(sizes).items()))

@@ -9,19 +9,3 @@ def snapshot_build(snapshot_id: int) -> str:
     from annotation.datasets import snapshot_build as build
 
     return build(snapshot_id=snapshot_id).status
-
-
-@shared_task(name="annotation.tasks.snapshots_reap_stale")
-def snapshots_reap_stale() -> int:
-    """Beat: fail snapshot builds whose worker died."""
-    from annotation.datasets import snapshots_reap_stale as reap
-
-    return reap()
-
-
-@shared_task(name="annotation.tasks.snapshots_requeue")
-def snapshots_requeue() -> int:
-    """Beat: re-send snapshot builds whose message was lost."""
-    from annotation.datasets import snapshots_requeue as requeue
-
-    return requeue()

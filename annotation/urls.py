@@ -5,6 +5,7 @@ from annotation import views
 app_name = "annotation"
 urlpatterns = [
     path("", views.project_list, name="projects"),
+    path("my-work/", views.my_work, name="my-work"),
     path("projects/<slug:slug>/", views.project_detail, name="project"),
     path("projects/<slug:slug>/next/", views.task_next, name="next"),
     path("projects/<slug:slug>/review/", views.review_page, name="review"),

@@ -4,12 +4,13 @@ researcher's dataset snapshots."""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation import datasets, selectors, services
@@ -23,13 +24,15 @@ from annotation.forms import (
     ReviewForm,
     SkipForm,
 )
-from annotation.imports import ImportRefused, parse_file
+from annotation.imports import ImportRefused, parse_file, upload_read
 from annotation.models import (
     Assignment,
     DatasetSnapshot,
     Demonstration,
     Project,
     Ranking,
+    ReviewStatus,
+    SnapshotStatus,
     TaskKind,
 )
 from annotation.services import TaskError
@@ -43,7 +46,30 @@ OVERSEE = ("admin", "researcher", "reviewer")
 
 @login_required
 def project_list(request):
-    return render(request, "annotation/project_list.html", {"projects": selectors.project_list()})
+    context = {
+        "projects": selectors.project_list(),
+        "feedback_unseen": selectors.feedback_unseen(user=request.user),
+    }
+    return render(request, "annotation/project_list.html", context)
+
+
+@role_required(*ANNOTATE)
+def my_work(request):
+    """The annotator's history across projects: each piece of work with its review state and
+    the reviewer's comment, and per project their agreement with others and gold accuracy.
+    Opening it counts as reading the reviews."""
+    status = request.GET.get("status", "")
+    if status not in ReviewStatus.values:
+        status = ""
+    context = {
+        "rows": selectors.annotator_work(user=request.user, status=status),
+        "summary": selectors.annotator_summary(user=request.user),
+        "status": status,
+        "statuses": ReviewStatus.choices,
+    }
+    response = render(request, "annotation/my_work.html", context)
+    services.feedback_mark_seen(user=request.user)
+    return response
 
 
 @login_required
@@ -55,6 +81,8 @@ def project_detail(request, slug: str):
         "prompt_count": project.prompts.count(),
         "counts": selectors.project_counts(project=project),
         "has_pending": selectors.user_has_pending(project=project, user=request.user),
+        "kind": request.session.get(_kind_key(project), ""),
+        "sizes": selectors.ranking_sizes(project=project),
         "import_form": ImportForm(),
         "generate_form": GenerateForm(),
     }
@@ -64,12 +92,40 @@ def project_detail(request, slug: str):
 @role_required(*ANNOTATE)
 @require_http_methods(["GET", "POST"])
 def task_next(request, slug: str):
-    """Claim (or resume) the annotator's next task and open it."""
+    """POST: claim (or resume) the annotator's next task and open it. GET reserves nothing (a
+    link, a prefetch or a crawler must not take work from the queue): it resumes the task the
+    annotator holds, or shows a button that asks for one."""
     project = get_object_or_404(Project, slug=slug)
-    assignment = services.task_next(project=project, user=request.user)
+    if request.method == "POST":
+        if "kind" in request.POST:
+            request.session[_kind_key(project)] = request.POST["kind"]
+        return _open_next_task(request, project)
+    current = selectors.assignment_current(project=project, user=request.user)
+    if current is not None:
+        return redirect("annotation:task", assignment_id=current.id)
+    context = {"project": project, "kind": request.session.get(_kind_key(project), "")}
+    return render(request, "annotation/next.html", context)
+
+
+def _kind_key(project: Project) -> str:
+    """The session key of the task kind the annotator asked for in this project ("" mixed)."""
+    return f"annotation-kind-{project.pk}"
+
+
+def _open_next_task(request, project: Project):
+    """Claim the annotator's next task (from a POST, of the kind they asked for) and redirect
+    to it."""
+    kind = request.session.get(_kind_key(project), "")
+    try:
+        assignment = services.task_next(project=project, user=request.user, kind=kind)
+    except TaskError as exc:
+        request.session.pop(_kind_key(project), None)
+        messages.error(request, exc.message)
+        return redirect("annotation:project", slug=project.slug)
     if assignment is None:
-        messages.info(request, "Nothing left in the queue for you in this project. Thank you!")
-        return redirect("annotation:project", slug=slug)
+        what = f"No {kind} tasks" if kind else "Nothing"
+        messages.info(request, f"{what} left in the queue for you in this project. Thank you!")
+        return redirect("annotation:project", slug=project.slug)
     return redirect("annotation:task", assignment_id=assignment.id)
 
 
@@ -122,7 +178,7 @@ def _ranking_page(request, assignment: Assignment):
             status = exc.status
         else:
             messages.success(request, "Ranking saved.")
-            return redirect("annotation:next", slug=project.slug)
+            return _open_next_task(request, project)
     elif request.method == "POST":
         status = 400
     answers = selectors.task_answers(assignment=assignment)
@@ -154,7 +210,7 @@ def _demonstration_page(request, assignment: Assignment):
             status = exc.status
         else:
             messages.success(request, "Demonstration saved.")
-            return redirect("annotation:next", slug=assignment.item.project.slug)
+            return _open_next_task(request, assignment.item.project)
     elif request.method == "POST":
         status = 400
     context = _task_context(assignment, form=form, starts=starts, start=start)
@@ -175,7 +231,8 @@ def task_skip(request, assignment_id: int):
         )
     except TaskError as exc:
         messages.error(request, exc.message)
-    return redirect("annotation:next", slug=assignment.item.project.slug)
+        return redirect("annotation:next", slug=assignment.item.project.slug)
+    return _open_next_task(request, assignment.item.project)
 
 
 @login_required
@@ -226,9 +283,17 @@ def review_decide(request, kind: str, work_id: int):
             error, status = exc.message, exc.status
     else:
         error, status = "Choose accept or reject.", 400
+    if request.htmx and error:
+        # The form comes back in place with the message; the work stays in the queue.
+        comment = request.POST.get("comment", "")
+        context = {"work": work, "kind": kind, "error": error, "comment": comment}
+        response = render(request, "annotation/_review_form.html", context, status=status)
+        response["HX-Retarget"] = f"#review-{kind}-{work.id}"
+        response["HX-Reswap"] = "outerHTML"
+        return response
     if request.htmx:
-        context = {"work": work, "kind": kind, "error": error}
-        return render(request, "annotation/review.html#decided", context, status=status)
+        context = {"work": work, "kind": kind}
+        return render(request, "annotation/review.html#decided", context)
     if error:
         messages.error(request, error)
     return redirect("annotation:review", slug=work.project.slug)
@@ -248,7 +313,7 @@ def prompts_import(request, slug: str):
     upload = form.cleaned_data["file"]
     try:
         rows = parse_file(
-            upload.read(),
+            upload_read(upload),
             filename=upload.name,
             declared_format=form.cleaned_data["format"],
             instruction=form.cleaned_data["instruction"],
@@ -354,7 +419,21 @@ def dataset_detail(request, pk: int):
     template = "annotation/datasets_detail.html"
     if request.htmx:
         template += "#snapshot"
-    return render(request, template, {"snapshot": snapshot})
+    ready = snapshot.status == SnapshotStatus.READY
+    rows = datasets.snapshot_preview(snapshot=snapshot) if ready else []
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    preview = {"columns": columns, "rows": [[_cell(r.get(k, "")) for k in columns] for r in rows]}
+    return render(request, template, {"snapshot": snapshot, "preview": preview})
+
+
+def _cell(value) -> str:
+    """A preview cell: text as it is, chat messages one `role: content` line each, anything
+    else as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(m, dict) and "role" in m for m in value):
+        return "\n".join(f"{m['role']}: {m.get('content', '')}" for m in value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 @role_required(*RESEARCH)
@@ -380,5 +459,5 @@ def dataset_download(request, pk: int):
         path = datasets.snapshot_file(snapshot=snapshot, kind=kind)
     except datasets.DatasetError as exc:
         raise Http404(str(exc)) from None
-    name = f"{slugify(snapshot.name) or 'dataset'}-{snapshot.pk}.{path.suffix.lstrip('.')}"
+    name = datasets.snapshot_download_name(snapshot, kind)
     return FileResponse(open(path, "rb"), as_attachment=True, filename=name)  # noqa: SIM115

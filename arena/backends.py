@@ -39,10 +39,15 @@ class GenerationSettings:
     top_p: float = 0.95
     max_new_tokens: int = 256
     seed: int | None = None
+    # Strings that end the answer where they first appear (left out of the text).
+    stop: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, values: dict) -> GenerationSettings:
         known = {k: values[k] for k in cls.__dataclass_fields__ if values.get(k) is not None}
+        if "stop" in known:
+            stop = known["stop"]
+            known["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
         return cls(**known)
 
 
@@ -101,7 +106,14 @@ class LocalModel:
         # generate() is not safe to run twice at once on one model in threaded servers.
         self._lock = threading.Lock()
 
-    def generate(self, messages: list[dict], settings: GenerationSettings) -> GenerationOutput:
+    def generate(
+        self,
+        messages: list[dict],
+        settings: GenerationSettings,
+        on_text: Callable[[str], None] | None = None,
+    ) -> GenerationOutput:
+        """Answer `messages`. `on_text(text_so_far)` is called as tokens come (from the
+        generating thread), so that a caller can publish partial text."""
         import torch
 
         conversation = with_system_prompt(messages, settings.system_prompt)
@@ -116,19 +128,64 @@ class LocalModel:
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             pad_id = self.tokenizer.eos_token_id
+        prompt_length = int(inputs["input_ids"].shape[1])
+        watch = _TextWatch(self.tokenizer, prompt_length, settings.stop, on_text)
         with self._lock, torch.inference_mode():
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
-            out = self.model.generate(**inputs, pad_token_id=pad_id, **kwargs)
-        new_tokens = out[0, inputs["input_ids"].shape[1] :]  # (T_new,)
+            out = self.model.generate(
+                **inputs, pad_token_id=pad_id, stopping_criteria=watch.criteria(), **kwargs
+            )
+        new_tokens = out[0, prompt_length:]  # (T_new,)
+        text, cut = cut_at_stop(
+            self.tokenizer.decode(new_tokens, skip_special_tokens=True), settings.stop
+        )
         finished = bool(len(new_tokens)) and int(new_tokens[-1]) == self.tokenizer.eos_token_id
-        reason = "stop" if finished or len(new_tokens) < settings.max_new_tokens else "length"
+        stopped = cut or finished or len(new_tokens) < settings.max_new_tokens
+        reason = "stop" if stopped else "length"
         return GenerationOutput(
-            text=self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip(),
+            text=text.strip(),
             prompt_tokens=int(inputs["input_ids"].shape[1]),
             completion_tokens=int(len(new_tokens)),
             finish_reason=reason,
         )
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """`text` up to the first stop string in it, and whether one was found."""
+    found = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return (text[: min(found)], True) if found else (text, False)
+
+
+class _TextWatch:
+    """Looks at the answer after each new token: ends generation at a stop string and hands
+    the text so far to `on_text`."""
+
+    def __init__(self, tokenizer, prompt_length: int, stop: tuple[str, ...], on_text):
+        self.tokenizer, self.prompt_length = tokenizer, prompt_length
+        self.stop, self.on_text = tuple(s for s in stop if s), on_text
+
+    def criteria(self):
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        if not self.stop and self.on_text is None:
+            return StoppingCriteriaList()
+        watch = self
+
+        class _Criterion(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return watch.step(input_ids)
+
+        return StoppingCriteriaList([_Criterion()])
+
+    def step(self, input_ids):
+        import torch
+
+        text = self.tokenizer.decode(input_ids[0, self.prompt_length :], skip_special_tokens=True)
+        text, cut = cut_at_stop(text, self.stop)
+        if self.on_text is not None:
+            self.on_text(text)
+        return torch.full((input_ids.shape[0],), cut, dtype=torch.bool)
 
 
 Loaded = TypeVar("Loaded")
@@ -240,6 +297,8 @@ def openai_chat(
     }
     if settings.seed is not None:
         payload["seed"] = settings.seed
+    if settings.stop:
+        payload["stop"] = list(settings.stop)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     http = session or requests
     problem = ""

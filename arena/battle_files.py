@@ -1,7 +1,9 @@
 """Reader for public arena battle files (Chatbot Arena / FastChat / LMArena releases).
 
 Pure Python + NumPy (never imports Django): CSV, JSON Lines or a JSON list, each optionally
-gzipped, streamed row by row with the standard library so a million battles need no pandas.
+gzipped. CSV and JSON Lines files without style columns are parsed by Arrow
+(`arena.battle_arrow`); the rest, and any file that path declines, are streamed row by row with
+the standard library, which names the line of a bad row.
 
 Columns understood:
 
@@ -32,7 +34,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from arena.ratings import STYLE_FEATURES, WINNER_OUTCOME, style_features
+from arena import conv_metadata
+from arena.hygiene import MODEL_NAME_RULE, model_name_ok
+from arena.ratings import STYLE_FEATURES, WINNER_OUTCOME
 
 REQUIRED = ("model_a", "model_b", "winner")
 HARD_CRITERIA = (
@@ -78,6 +82,7 @@ class Battles:
     features_a: Array | None = None  # (N, F) style counts of A's answers
     features_b: Array | None = None  # (N, F)
     feature_names: tuple[str, ...] = STYLE_FEATURES
+    metadata: list[dict[str, Any]] | None = None  # (N,) conv_metadata, when asked to keep it
 
     def __len__(self) -> int:
         return int(self.outcome.size)
@@ -96,6 +101,9 @@ class Battles:
             category=None if self.category is None else self.category[keep],
             features_a=None if pick is None else pick[0],
             features_b=None if pick is None else pick[1],
+            metadata=None
+            if self.metadata is None
+            else list(itertools.compress(self.metadata, keep.tolist())),
         )
 
     def categories(self) -> list[str]:
@@ -148,6 +156,7 @@ class _Columns:
     flags: dict[str, list[Any]] = field(default_factory=dict)
     category: list[Any] | None = None
     style: list[tuple[list[int], list[int]]] | None = None
+    metadata: list[dict[str, Any] | None] | None = None  # kept only when Checks asks
 
 
 def _first_bad(values: list[Any], ok: Any) -> int | None:
@@ -190,17 +199,50 @@ def _flag_array(values: list[Any], column: str, line_of: Any) -> Array:
     return np.asarray(out, dtype=bool)
 
 
-def _build(cols: _Columns, line_of: Any) -> Battles:
+@dataclass(frozen=True)
+class Checks:
+    """What an import asks of a file beyond its shape: model names a contestant could have
+    (`arena.hygiene.model_name_ok`), what to do with a model meeting itself: ``keep``,
+    ``skip`` or ``refuse`` (an error naming the line), and whether to keep each battle's
+    ``conv_metadata`` (`Battles.metadata`) besides the style totals."""
+
+    names: bool = False
+    self_battles: str = "keep"
+    keep_metadata: bool = False
+
+
+STORE_CHECKS = Checks(names=True, self_battles="refuse", keep_metadata=True)
+
+
+def _check_names(cols: _Columns, index: dict[str, int], line_of: Any) -> None:
+    for name in index:
+        if not model_name_ok(name):
+            column, values = (
+                ("model_a", cols.model_a) if name in cols.model_a else ("model_b", cols.model_b)
+            )
+            raise ValueError(
+                f"line {line_of(values.index(name))}: {column} {name!r} is not a model name "
+                f"({MODEL_NAME_RULE})"
+            )
+
+
+def _build(cols: _Columns, line_of: Any, checks: Checks = Checks()) -> Battles:
     """Validate the columns in bulk; ``line_of(k)`` gives the source line of row k."""
     index: dict[str, int] = {}
     model_a = _codes(cols.model_a, "model_a", index, line_of)
     model_b = _codes(cols.model_b, "model_b", index, line_of)
+    if checks.names:
+        _check_names(cols, index, line_of)
+    same = np.flatnonzero(model_a == model_b)
+    if same.size and checks.self_battles == "refuse":
+        name = cols.model_a[int(same[0])]
+        raise ValueError(f"line {line_of(int(same[0]))}: {name!r} cannot battle itself")
     outcome = _lookup(cols.winner, WINNER_OUTCOME)
     if None in outcome:
         bad, allowed = outcome.index(None), " | ".join(WINNER_OUTCOME)
         raise ValueError(f"line {line_of(bad)}: winner {cols.winner[bad]!r} is not {allowed}")
     style = np.asarray(cols.style, dtype=np.float64) if cols.style else None  # (N, 2, F)
-    return Battles(
+    battles = Battles(
         models=list(index),
         model_a=model_a,
         model_b=model_b,
@@ -210,7 +252,11 @@ def _build(cols: _Columns, line_of: Any) -> Battles:
         category=None if cols.category is None else np.asarray(cols.category, dtype=str),
         features_a=None if style is None else style[:, 0],
         features_b=None if style is None else style[:, 1],
+        metadata=cols.metadata if cols.style else None,
     )
+    if same.size and checks.self_battles == "skip":
+        return battles.select(model_a != model_b)
+    return battles
 
 
 # --------------------------------------------------------------------------- style columns
@@ -218,54 +264,8 @@ def _build(cols: _Columns, line_of: Any) -> Battles:
 
 def _style_pair(line: int, row: dict[str, Any]) -> tuple[list[int], list[int]] | None:
     """Style counts (A, B) in STYLE_FEATURES order, or None when the row has no style source."""
-    meta = row.get("conv_metadata")
-    if isinstance(meta, str) and meta.strip():
-        meta = _json_cell(line, "conv_metadata", meta)
-    if isinstance(meta, dict):
-        return _metadata_counts(line, meta, "a"), _metadata_counts(line, meta, "b")
-    texts = [_answer_text(line, row, side) for side in ("a", "b")]
-    if texts[0] is None or texts[1] is None:
-        return None
-    return tuple(  # type: ignore[return-value]
-        [style_features(text)[name] for name in STYLE_FEATURES] for text in texts
-    )
-
-
-def _metadata_counts(line: int, meta: dict[str, Any], side: str) -> list[int]:
-    """FastChat's conv_metadata: token sum and dicts of header/list/bold counts per side."""
-    try:
-        return [
-            int(meta[f"sum_assistant_{side}_tokens"]),
-            int(sum(meta[f"header_count_{side}"].values())),
-            int(sum(meta[f"list_count_{side}"].values())),
-            int(sum(meta[f"bold_count_{side}"].values())),
-        ]
-    except (KeyError, AttributeError, TypeError, ValueError) as exc:
-        raise ValueError(f"line {line}: conv_metadata is incomplete ({exc!r})") from None
-
-
-def _answer_text(line: int, row: dict[str, Any], side: str) -> str | None:
-    conversation = row.get(f"conversation_{side}")
-    if isinstance(conversation, str) and conversation.strip():
-        conversation = _json_cell(line, f"conversation_{side}", conversation)
-    if isinstance(conversation, list):
-        try:
-            return "\n".join(
-                str(turn.get("content") or "")
-                for turn in conversation
-                if turn.get("role") == "assistant"
-            )
-        except AttributeError:
-            raise ValueError(f"line {line}: conversation_{side} turns must be objects") from None
-    response = row.get(f"response_{side}")
-    return response if isinstance(response, str) else None
-
-
-def _json_cell(line: int, column: str, text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"line {line}: {column} is not valid JSON ({exc.msg})") from None
+    meta = conv_metadata.from_row(line, row)
+    return None if meta is None else conv_metadata.totals(line, meta)
 
 
 # --------------------------------------------------------------------------- formats
@@ -310,11 +310,14 @@ def _csv_block(cols: _Columns, rows: list[list[str]], where: dict[str, Any]) -> 
     if cols.category is not None:
         cols.category.extend([r[where["category"]] for r in rows])
     if cols.style is not None:
-        pairs = [_style_pair(0, {c: r[k] for c, k in where["style"].items()}) for r in rows]
-        cols.style.extend(pairs)  # type: ignore[arg-type]
+        style = where["style"].items()
+        metas = [conv_metadata.from_row(0, {c: r[k] for c, k in style}) for r in rows]
+        cols.style.extend(None if m is None else conv_metadata.totals(0, m) for m in metas)
+        if cols.metadata is not None:
+            cols.metadata.extend(metas)
 
 
-def _read_csv(path: Path) -> Battles:
+def _read_csv(path: Path, checks: Checks) -> Battles:
     with _open_text(path) as handle:
         reader = csv.reader(handle)
         header = next(reader, None) or []
@@ -327,6 +330,7 @@ def _read_csv(path: Path) -> Battles:
         cols = _Columns(flags={c: [] for c in where["flags"]})
         cols.category = [] if "category" in where else None
         cols.style = [] if _has_style_source(where["style"]) else None
+        cols.metadata = [] if checks.keep_metadata else None
         done = 0
         while rows := [r for r in itertools.islice(reader, _CHUNK) if r]:
             widths = [len(r) != len(header) for r in rows]
@@ -341,7 +345,7 @@ def _read_csv(path: Path) -> Battles:
                 raise _locate(exc, path, done, rows, where) from None
             done += len(rows)
         simple = reader.line_num == done + 1
-    return _build(cols, _csv_line_of(path, simple))
+    return _build(cols, _csv_line_of(path, simple), checks)
 
 
 def _has_style_source(columns: dict[str, int]) -> bool:
@@ -381,7 +385,7 @@ def _json_lines(handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, text in enumerate(handle, start=1):
         if not text.strip():
             continue
-        record = _json_cell(number, "the record", text)
+        record = conv_metadata.json_cell(number, "the record", text)
         if not isinstance(record, dict):
             raise ValueError(f"line {number}: a record must be a JSON object")
         yield number, _flatten_category_tag(record)
@@ -401,7 +405,7 @@ def _json_list(handle: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, _flatten_category_tag(record)
 
 
-def _read_json(records: Iterator[tuple[int, dict[str, Any]]]) -> Battles:
+def _read_json(records: Iterator[tuple[int, dict[str, Any]]], checks: Checks) -> Battles:
     cols, lines = _Columns(), []
     flag_names: list[str] | None = None
     for line, record in records:
@@ -410,7 +414,8 @@ def _read_json(records: Iterator[tuple[int, dict[str, Any]]]) -> Battles:
             flag_names = sorted(flags)
             cols.flags = {k: [] for k in flag_names}
             cols.category = [] if "category" in record else None
-            cols.style = [] if _style_pair(line, record) is not None else None
+            cols.style = [] if conv_metadata.from_row(line, record) is not None else None
+            cols.metadata = [] if checks.keep_metadata else None
         elif sorted(flags) != flag_names:
             raise ValueError(f"line {line}: category flags differ from the first record's")
         lines.append(line)
@@ -422,11 +427,13 @@ def _read_json(records: Iterator[tuple[int, dict[str, Any]]]) -> Battles:
         if cols.category is not None:
             cols.category.append(str(record.get("category") or ""))
         if cols.style is not None:
-            pair = _style_pair(line, record)
-            if pair is None:
+            meta = conv_metadata.from_row(line, record)
+            if meta is None:
                 raise ValueError(f"line {line}: style fields missing (present in the first record)")
-            cols.style.append(pair)
-    return _build(cols, lines.__getitem__)
+            cols.style.append(conv_metadata.totals(line, meta))
+            if cols.metadata is not None:
+                cols.metadata.append(meta)
+    return _build(cols, lines.__getitem__, checks)
 
 
 def _format(path: Path) -> str:
@@ -438,19 +445,34 @@ def _format(path: Path) -> str:
     return ".json" if head == "[" else ".jsonl" if head == "{" else ".csv"
 
 
-def read_battles(path: str | Path, *, category: str | None = None) -> Battles:
+def read_battles(
+    path: str | Path,
+    *,
+    category: str | None = None,
+    checks: Checks = Checks(),
+    categories: bool = True,
+) -> Battles:
     """Read a battle file (.csv, .jsonl, .json; optionally .gz) into :class:`Battles`.
 
     ``category`` keeps only that category's battles (see :meth:`Battles.category_mask`).
-    Model names are taken verbatim. Rows where a model meets itself are kept (public data has
-    a few); the rating fits ignore them.
+    ``categories=False`` (with no ``category``) says that the caller needs no category at all:
+    the fast path then leaves those columns unread (the result may still carry them).
+    By default model names are taken verbatim and rows where a model meets itself are kept
+    (public data has a few; the rating fits ignore them); an import that stores the battles
+    asks for more with ``checks`` (:data:`STORE_CHECKS`).
     """
+    from arena import battle_arrow  # the fast path: Arrow parses; this module checks
+
     path = Path(path)
     kind = _format(path)
-    if kind == ".csv":
-        battles = _read_csv(path)
+    wanted = categories or category is not None
+    fast = battle_arrow.read(path, kind, checks, wanted) if kind in (".csv", ".jsonl") else None
+    if fast is not None:
+        battles = fast
+    elif kind == ".csv":
+        battles = _read_csv(path, checks)
     else:
         with _open_text(path) as handle:
             records = _json_list(handle) if kind == ".json" else _json_lines(handle)
-            battles = _read_json(records)
+            battles = _read_json(records, checks)
     return battles if category is None else battles.in_category(category)

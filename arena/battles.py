@@ -29,6 +29,7 @@ from arena.models import (
     Winner,
 )
 from arena.services import generation_request
+from core.jobs import job_cancel_queued
 
 
 class BattleError(Exception):
@@ -169,15 +170,45 @@ def battle_start(
 def _turn_create(battle: Battle, *, index: int, messages: list[dict], actor: Actor) -> BattleTurn:
     user = actor.user if actor.user_id else None
     sides = [battle.contestant_a, battle.contestant_b]
-    generations = [
-        generation_request(contestant=c, messages=messages, user=user) if c else None for c in sides
-    ]
+    generations = [_side_request(battle, c, messages, user) if c else None for c in sides]
     return BattleTurn.objects.create(
         battle=battle,
         index=index,
         user_message=messages[-1]["content"],
         generation_a=generations[0],
         generation_b=generations[1],
+    )
+
+
+# An anonymous battle never decodes greedily: an answer equal byte for byte to what `/v1` gives
+# for one model would name its side. Temperature and top-p are raised to these floors and each
+# answer samples with a fresh secret seed (docs/ratings.md). Named and direct modes keep the
+# contestant's own settings.
+ANONYMOUS_MIN_TEMPERATURE = 0.3
+ANONYMOUS_MIN_TOP_P = 0.5
+
+
+def battle_sampling(
+    *, battle: Battle, contestant: Contestant, rng: random.Random | None = None
+) -> dict:
+    """The settings one side of `battle` answers with, over the contestant's own."""
+    if battle.mode != BattleMode.ANONYMOUS:
+        return {}
+    rng = rng or random.SystemRandom()
+    return {
+        "temperature": max(contestant.temperature, ANONYMOUS_MIN_TEMPERATURE),
+        "top_p": max(contestant.top_p, ANONYMOUS_MIN_TOP_P),
+        "seed": rng.randrange(2**31),
+    }
+
+
+def _side_request(battle: Battle, contestant: Contestant, messages: list[dict], user):
+    return generation_request(
+        contestant=contestant,
+        messages=messages,
+        user=user,
+        overrides=battle_sampling(battle=battle, contestant=contestant),
+        battle=battle,
     )
 
 
@@ -216,6 +247,8 @@ def _require_answers_ready(turns: list[BattleTurn]) -> None:
         raise BattleError("Wait until both answers are complete.")
     if any(g.status == GenerationStatus.FAILED for g in generations):
         raise BattleError("An answer failed; regenerate before voting or continuing.")
+    if any(g.status != GenerationStatus.SUCCEEDED for g in generations):
+        raise BattleError("An answer was cancelled; regenerate before voting or continuing.")
 
 
 @transaction.atomic
@@ -234,7 +267,7 @@ def battle_continue(*, battle: Battle, actor: Actor, prompt: str) -> BattleTurn:
             generations.append(None)
             continue
         messages = [*side_conversation(turns, side), {"role": "user", "content": prompt}]
-        generations.append(generation_request(contestant=contestant, messages=messages, user=user))
+        generations.append(_side_request(battle, contestant, messages, user))
     battle.categories = hygiene.categorize(
         [{"role": "user", "content": t.user_message} for t in turns]
         + [{"role": "user", "content": prompt}]
@@ -266,12 +299,25 @@ def battle_regenerate(*, battle: Battle, actor: Actor) -> BattleTurn:
             setattr(
                 last,
                 field,
-                generation_request(contestant=old.contestant, messages=old.messages, user=user),
+                _side_request(battle, old.contestant, old.messages, user),
             )
     last.save(update_fields=["generation_a", "generation_b"])
     battle.revision += 1  # a vote read before these answers is refused (arena.votes)
     battle.save(update_fields=["revision"])
     return last
+
+
+def battle_cancel(*, battle: Battle, actor: Actor) -> int:
+    """Withdraw the last turn's answers that no worker has taken yet (the page's Cancel while
+    it waits in line); an answer already being written finishes. Returns how many were
+    withdrawn; Regenerate asks again."""
+    if battle.is_voted:
+        raise BattleError("This battle is over; start a new round.")
+    turn = battle.turns.select_related("generation_a", "generation_b").order_by("-index").first()
+    withdrawn = sum(job_cancel_queued(job=g) for g in turn.generations()) if turn else 0
+    if not withdrawn:
+        raise BattleError("Nothing is waiting any more: the answers are being written.")
+    return withdrawn
 
 
 # --- Voting -----------------------------------------------------------------------------------

@@ -3,11 +3,23 @@ from django import forms
 from arena.models import Contestant, Winner
 
 
+class PromptField(forms.CharField):
+    """A prompt's text: longer than `max_length` is refused with a message, never cut. The
+    browser's `maxlength` would cut a pasted prompt silently; the page counts characters
+    instead (`data-limit`, static/js/arena.js) and says when there are too many."""
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs.pop("maxlength", None)
+        attrs["data-limit"] = str(self.max_length)
+        return attrs
+
+
 class TryModelForm(forms.Form):
     contestant = forms.ModelChoiceField(
         queryset=Contestant.objects.battling(), to_field_name="name", empty_label=None
     )
-    prompt = forms.CharField(
+    prompt = PromptField(
         widget=forms.Textarea(attrs={"rows": 4, "placeholder": "Ask the model something..."}),
         max_length=20_000,
         strip=True,
@@ -15,7 +27,7 @@ class TryModelForm(forms.Form):
 
 
 class PromptForm(forms.Form):
-    prompt = forms.CharField(
+    prompt = PromptField(
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Type a prompt and press Send"}),
         max_length=20_000,
         strip=True,
@@ -52,7 +64,13 @@ class VoteForm(forms.Form):
 
 class BattleFileForm(forms.Form):
     file = forms.FileField(
-        help_text="CSV or JSONL (optionally .gz) with model_a, model_b, winner columns."
+        help_text="CSV, JSONL or a JSON array (optionally .gz) with model_a, model_b, winner."
+    )
+    create_unknown = forms.BooleanField(
+        required=False,
+        label="Register unknown model names",
+        help_text="Names not yet in the registry become inactive external contestants. Left "
+        "unticked, a file with such names is refused with the list.",
     )
 
 

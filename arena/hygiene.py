@@ -1,4 +1,5 @@
-"""Pure checks on battle text: does an answer reveal who wrote it, and what kind of prompt is it.
+"""Pure checks on battle text: does an answer reveal who wrote it, and what kind of prompt is it;
+and what a model's name may be.
 
 No Django here, so that imports of public battle files and the vote path share the same rules.
 """
@@ -7,6 +8,19 @@ from __future__ import annotations
 
 import functools
 import re
+
+# A model's name: letters, digits and `- _ . :` (public arena files name models like
+# `gpt-4.1-2025-04-14` or `amazon.nova-pro-v1:0`), starting with a letter or digit, so that a
+# name is one URL path segment and never read as a spreadsheet formula (`=`, `+`, `-`, `@`).
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*\Z"
+MODEL_NAME_MAX_LENGTH = 100
+MODEL_NAME_RULE = "letters, digits and - _ . : (at most 100), starting with a letter or digit"
+_MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
+
+
+def model_name_ok(name: str) -> bool:
+    return len(name) <= MODEL_NAME_MAX_LENGTH and _MODEL_NAME.match(name) is not None
+
 
 # Common words that a display name may carry ("SmolLM2 · helpful") but that reveal nothing.
 _GENERIC = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 from django.conf import settings
@@ -69,12 +70,21 @@ def _style_arrays(columns: dict[str, list]) -> tuple[dict[str, list], np.ndarray
     return kept, fa, fb
 
 
+# Where the "include annotation rankings" boards get their extra votes: a function returning
+# (model_a, model_b, outcome) triples, registered by the annotation app (arena does not import
+# annotation; annotation builds on arena).
+_annotation_outcomes: Callable[[], list[tuple[str, str, float]]] | None = None
+
+
+def annotation_outcomes_register(source: Callable[[], list[tuple[str, str, float]]]) -> None:
+    global _annotation_outcomes
+    _annotation_outcomes = source
+
+
 def annotation_columns() -> dict[str, list]:
     """Rankings from annotation projects as extra votes: each ranking of model-written answers
     expands into pairwise outcomes between the contestants that wrote them (ties as ties)."""
-    from annotation.selectors import model_outcomes
-
-    outcomes = model_outcomes()
+    outcomes = _annotation_outcomes() if _annotation_outcomes else []
     labels = {1.0: "model_a", 0.0: "model_b", 0.5: "tie"}
     return {
         "a": [a for a, _, _ in outcomes],
@@ -84,6 +94,15 @@ def annotation_columns() -> dict[str, list]:
         "style_a": [{}] * len(outcomes),
         "style_b": [{}] * len(outcomes),
     }
+
+
+def _board_columns(columns, category: str, include_annotation: bool, annotation) -> dict:
+    """The votes of one board: the category's, with the annotation rankings when asked."""
+    columns = _in_category(columns if columns is not None else battles_load(), category)
+    if include_annotation:
+        extra = annotation if annotation is not None else annotation_columns()
+        columns = {name: columns[name] + extra[name] for name in columns}
+    return columns
 
 
 def leaderboard_compute(
@@ -99,12 +118,19 @@ def leaderboard_compute(
     `columns` (from `battles_load`) saves reading the votes again for each board."""
     started = time.monotonic()
     rounds = settings.ARENA_BOOTSTRAP_ROUNDS if rounds is None else rounds
-    columns = _in_category(columns if columns is not None else battles_load(), category)
-    if include_annotation:
-        extra = annotation if annotation is not None else annotation_columns()
-        columns = {name: columns[name] + extra[name] for name in columns}
+    columns = _board_columns(columns, category, include_annotation, annotation)
+    styled = sum(
+        1 for sa, sb in zip(columns["style_a"], columns["style_b"], strict=True) if sa and sb
+    )
     features = {}
     if style_control:
+        if styled < settings.ARENA_STYLE_MIN_BATTLES:
+            # Coefficients fitted on a few battles would be noise presented as a correction:
+            # no style-controlled board, and the page says how many battles carry features.
+            LeaderboardSnapshot.objects.filter(
+                category=category, style_control=True, include_annotation=include_annotation
+            ).delete()
+            return None
         columns, fa, fb = _style_arrays(columns)
         features = {"features_a": fa, "features_b": fb, "feature_names": ratings.STYLE_FEATURES}
     if not columns["a"]:
@@ -121,10 +147,11 @@ def leaderboard_compute(
         rounds=max(rounds, 1),
         **features,
     )
-    rows = ratings.leaderboard_rows(report, min_votes=settings.ARENA_MIN_VOTES)
-    _decorate(rows)
-    names, a, b = ratings.encode_models(columns["a"], columns["b"], report.models)
-    table = ratings.aggregate(a, b, outcome, names)
+    rows, provisional = (
+        ratings.leaderboard_rows(report, min_votes=settings.ARENA_MIN_VOTES, provisional=p)
+        for p in (False, True)
+    )
+    _decorate(rows + provisional)
     snapshot = LeaderboardSnapshot(
         category=category,
         style_control=style_control,
@@ -132,22 +159,38 @@ def leaderboard_compute(
         battles=len(columns["a"]),
         bootstrap_rounds=rounds if use_bootstrap else 0,
         rows=rows,
+        provisional=provisional,
+        style_battles=styled,
         style_coefficients=report.style_coefficients or {},
-        plots={
-            "models": list(report.models),
-            "win_fraction": _json_matrix(ratings.win_fraction_matrix(table)),
-            "battle_count": _json_matrix(ratings.battle_count_matrix(table)),
-            "cov": _json_matrix(report.ci.cov),
-        },
+        plots=_plots(columns, outcome, report),
         seconds=time.monotonic() - started,
     )
+    _snapshot_store(snapshot)
+    return snapshot
+
+
+def _plots(columns: dict[str, list], outcome, report) -> dict:
+    """The matrices the leaderboard page draws: win fractions, battle counts, covariance."""
+    names, a, b = ratings.encode_models(columns["a"], columns["b"], report.models)
+    table = ratings.aggregate(a, b, outcome, names)
+    return {
+        "models": list(report.models),
+        "win_fraction": _json_matrix(ratings.win_fraction_matrix(table)),
+        "battle_count": _json_matrix(ratings.battle_count_matrix(table)),
+        "cov": _json_matrix(report.ci.cov),
+    }
+
+
+def _snapshot_store(snapshot: LeaderboardSnapshot) -> None:
+    """Save `snapshot` and drop all but the newest KEEP_SNAPSHOTS of its board, at once."""
     with transaction.atomic():
         snapshot.save()
         stale = LeaderboardSnapshot.objects.filter(
-            category=category, style_control=style_control, include_annotation=include_annotation
+            category=snapshot.category,
+            style_control=snapshot.style_control,
+            include_annotation=snapshot.include_annotation,
         ).values_list("pk", flat=True)[KEEP_SNAPSHOTS:]
         LeaderboardSnapshot.objects.filter(pk__in=list(stale)).delete()
-    return snapshot
 
 
 def _json_matrix(matrix: np.ndarray) -> list[list[float | None]]:

@@ -4,9 +4,12 @@ import uuid
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
+
+from arena import hygiene
+from core.jobs import Job, JobQuerySet, JobStatus
 
 
 class Backend(models.TextChoices):
@@ -17,6 +20,10 @@ class Backend(models.TextChoices):
 
 
 LOCAL_BACKENDS = (Backend.LOCAL, Backend.SMOLLM2)
+
+validate_model_name = RegexValidator(
+    hygiene.MODEL_NAME_PATTERN, f"A model name is {hygiene.MODEL_NAME_RULE}."
+)
 
 
 class ContestantQuerySet(models.QuerySet):
@@ -36,7 +43,9 @@ class Contestant(models.Model):
     """A model that answers prompts: in the arena, as an annotation candidate, or as a base for
     training. `name` is its stable id in the API, exports and the OpenAI-compatible endpoint."""
 
-    name = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(
+        max_length=hygiene.MODEL_NAME_MAX_LENGTH, unique=True, validators=[validate_model_name]
+    )
     display_name = models.CharField(max_length=200)
     organization = models.CharField(max_length=200, blank=True)
     license = models.CharField(max_length=100, blank=True)
@@ -116,26 +125,18 @@ class Contestant(models.Model):
             raise ValidationError(errors)
 
 
-class GenerationStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+# A generation's status is the shared job status (core.jobs): queued, running, succeeded, failed.
+GenerationStatus = JobStatus
 
 
-class GenerationQuerySet(models.QuerySet):
-    def finished(self) -> GenerationQuerySet:
-        return self.filter(status__in=[GenerationStatus.SUCCEEDED, GenerationStatus.FAILED])
-
-    def stale(self, *, older_than) -> GenerationQuerySet:
-        """Unfinished generations whose worker has gone quiet for too long."""
-        return self.filter(
-            status__in=[GenerationStatus.PENDING, GenerationStatus.RUNNING],
-            updated_at__lt=older_than,
-        )
+class GenerationQuerySet(JobQuerySet):
+    def outside_blind_battles(self) -> GenerationQuerySet:
+        """Leave out the answers of anonymous battles not yet voted on: their contestant is
+        the secret the vote depends on."""
+        return self.exclude(battle__mode=BattleMode.ANONYMOUS, battle__winner="")
 
 
-class Generation(models.Model):
+class Generation(Job):
     """One answer of one contestant to one conversation, produced by a worker.
 
     The settings used are copied onto the row, so that the answer stays reproducible after the
@@ -144,15 +145,10 @@ class Generation(models.Model):
     contestant = models.ForeignKey(Contestant, on_delete=models.PROTECT, related_name="generations")
     messages = models.JSONField(help_text="The conversation, ending with a user turn.")
     settings = models.JSONField(default=dict)
-    status = models.CharField(
-        max_length=20, choices=GenerationStatus.choices, default=GenerationStatus.PENDING
-    )
     output = models.TextField(blank=True)
-    error = models.TextField(blank=True)
     finish_reason = models.CharField(max_length=20, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
     requested_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL,
         null=True,
@@ -161,22 +157,19 @@ class Generation(models.Model):
         related_name="generations",
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    # The battle this answer was drawn for (also after a regenerate replaced it), so that the
+    # answers of an unvoted anonymous battle are never shown outside the battle itself.
+    battle = models.ForeignKey(
+        "Battle", null=True, blank=True, on_delete=models.SET_NULL, related_name="generations"
+    )
 
     objects = GenerationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "updated_at"])]
 
     def __str__(self) -> str:
         return f"{self.contestant.name} #{self.pk} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (GenerationStatus.SUCCEEDED, GenerationStatus.FAILED)
 
     @property
     def latency_s(self) -> float | None:
@@ -332,6 +325,12 @@ class LeaderboardSnapshot(models.Model):
     battles = models.PositiveIntegerField(default=0)
     bootstrap_rounds = models.PositiveIntegerField(default=0)
     rows = models.JSONField(default=list)
+    provisional = models.JSONField(
+        default=list, blank=True, help_text="Models below ARENA_MIN_VOTES, ranked apart."
+    )
+    style_battles = models.PositiveIntegerField(
+        default=0, help_text="How many of the battles carry both answers' style features."
+    )
     plots = models.JSONField(default=dict, help_text="Win-fraction and battle-count matrices.")
     style_coefficients = models.JSONField(default=dict, blank=True)
     seconds = models.FloatField(default=0.0)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.utils import timezone
+
 from arena.models import Contestant, Generation
 
 
@@ -15,12 +18,30 @@ def contestant_get_servable(*, name: str) -> Contestant | None:
     return Contestant.objects.active().local().filter(name=name).first()
 
 
+# What a failed answer says to everyone but admins (the stored reason may name an endpoint, a
+# folder or an upstream reply; workers log it and admins read it).
+ANSWER_FAILED = "This answer failed."
+
+
+def user_sees_internals(user) -> bool:
+    """Admins see how contestants are served (endpoints, folders, system prompts, decoding
+    settings) and why an answer failed; everyone else sees names and answers only."""
+    from core.roles import Role, user_has_role
+
+    return user_has_role(user, Role.ADMIN)
+
+
+def generation_list_for_user(*, user):
+    """The generations a user may see: their own, or any for staff; never the answers of an
+    anonymous battle not yet voted on (not even to staff), which are seen on the battle's own
+    page, as text only, so that nothing ties a side to its model before the vote."""
+    qs = Generation.objects.select_related("contestant").outside_blind_battles()
+    return qs if user.is_staff else qs.filter(requested_by=user)
+
+
 def generation_get_for_user(*, generation_id: int, user) -> Generation | None:
-    """A generation the user may see: their own, or any for staff."""
-    qs = Generation.objects.select_related("contestant").filter(pk=generation_id)
-    if not user.is_staff:
-        qs = qs.filter(requested_by=user)
-    return qs.first()
+    """One generation the user may see (`generation_list_for_user`), or None."""
+    return generation_list_for_user(user=user).filter(pk=generation_id).first()
 
 
 def leaderboard_latest(
@@ -66,7 +87,7 @@ def battle_view(*, battle) -> dict:
     turns = battle_turns(battle=battle)
     last = turns[-1].generations() if turns else []
     finished = all(g.is_finished for g in last)
-    failed = any(g.status == GenerationStatus.FAILED for g in last)
+    failed = any(g.status != GenerationStatus.SUCCEEDED for g in last)
     revealed = battle.is_voted or battle.mode != BattleMode.ANONYMOUS
     return {
         "battle": battle,
@@ -80,32 +101,106 @@ def battle_view(*, battle) -> dict:
         "can_regenerate": finished and not battle.is_voted,
         "revealed": revealed,
         "two_sided": battle.contestant_b_id is not None,
+        "waiting": None if finished else battle_waiting(last),
+    }
+
+
+def battle_waiting(generations: list) -> dict:
+    """The line a waiting battle shows, the same for both sides (a side's own progress could
+    tell the models apart): seconds since the turn was asked, and how many answers other
+    people asked earlier are still in line before this turn's first queued one (0: a worker
+    is writing)."""
+    from arena.models import GenerationStatus
+
+    asked = min(g.enqueued_at or g.created_at for g in generations)
+    queued = [g for g in generations if g.status == GenerationStatus.QUEUED]
+    ahead = 0
+    if queued:
+        first = min(g.enqueued_at for g in queued)
+        ahead = Generation.objects.filter(
+            status=GenerationStatus.QUEUED, enqueued_at__lt=first
+        ).count()
+    return {
+        "seconds": max(0, int((timezone.now() - asked).total_seconds())),
+        "ahead": ahead,
+        "in_line": bool(queued),
     }
 
 
 def leaderboard_view(
     *, category: str, style_control: bool, query: str, include_annotation: bool = False
 ) -> dict:
-    """The newest snapshot for the filters, rows matching the search, and plot geometry."""
+    """The newest snapshot for the filters, rows matching the search, and plot geometry.
+    When the board asked for is not there (style control refused for lack of style features,
+    annotation rankings not fitted yet), the plain board is shown with a notice saying why."""
+    category = "" if include_annotation else category
+    style_control = style_control and not include_annotation
     snapshot = leaderboard_latest(
-        category=category if not include_annotation else "",
-        style_control=style_control and not include_annotation,
-        include_annotation=include_annotation,
+        category=category, style_control=style_control, include_annotation=include_annotation
     )
+    notice = ""
+    if snapshot is None and (style_control or include_annotation):
+        snapshot = leaderboard_latest(category=category)
+        notice = _fallback_notice(snapshot, style_control=style_control)
     rows = list(snapshot.rows) if snapshot else []
+    provisional = list(snapshot.provisional) if snapshot else []
     if query:
         q = query.lower()
-        rows = [r for r in rows if q in r["model"].lower() or q in r["display_name"].lower()]
+
+        def hit(r: dict) -> bool:
+            return q in r["model"].lower() or q in r["display_name"].lower()
+
+        rows, provisional = [r for r in rows if hit(r)], [r for r in provisional if hit(r)]
     return {
         "snapshot": snapshot,
         "rows": rows,
-        "categories": leaderboard_category_choices(),
+        "provisional": provisional,
+        "min_votes": settings.ARENA_MIN_VOTES,
+        "notice": notice,
+        "categories": [(c, category_label(c)) for c in leaderboard_category_choices()],
         "category": category,
+        "category_label": category_label(category) if category else "",
         "style_control": style_control,
         "include_annotation": include_annotation,
         "ci_chart": _ci_chart(rows),
         "heatmaps": _heatmaps(snapshot, rows) if snapshot else None,
     }
+
+
+def _fallback_notice(snapshot, *, style_control: bool) -> str:
+    if not style_control:
+        return (
+            "The board with annotation rankings is being fitted in the background; "
+            "the arena votes alone are shown until it is ready."
+        )
+    styled = snapshot.style_battles if snapshot else 0
+    total = snapshot.battles if snapshot else 0
+    return (
+        f"Style control needs the answers' style features (lengths, markdown), and only "
+        f"{styled:,} of {total:,} counted votes carry them (imported battle files without "
+        f"conversation metadata carry none). It is fitted once "
+        f"{settings.ARENA_STYLE_MIN_BATTLES:,} do; the board without style control is shown."
+    )
+
+
+# Names of categories that are not plain words: LMArena's flag columns and our own labels.
+_CATEGORY_LABELS = {
+    "if": "Instruction following",
+    "hard": "Hard prompts",
+    "multi_turn": "Multi-turn",
+    "longer_query": "Longer query",
+    "annotation": "Annotation rankings",
+}
+
+
+def category_label(name: str) -> str:
+    """A category as people read it: `creative_writing.creative_writing` -> "Creative
+    writing", `if.if` -> "Instruction following", `criteria.complexity` -> "Complexity
+    (criterion)"."""
+    group, _, short = name.rpartition(".")
+    suffix = " (criterion)" if group == "criteria" else ""
+    label = _CATEGORY_LABELS.get(short) or short.replace("_", " ").strip().capitalize()
+    return (label or name) + suffix
 
 
 def _ci_chart(rows: list[dict], width: int = 640, row_h: int = 22) -> dict | None:
@@ -157,7 +252,7 @@ def _heatmaps(snapshot, rows: list[dict]) -> dict:
 
     def cell_count(i: int, j: int) -> dict:
         v = count[i][j] or 0
-        shade = int(235 - 150 * v / max_count)
+        shade = int(235 - 85 * v / max_count)  # the darkest keeps dark text readable (6:1)
         return {"text": str(int(v)) if v else "", "bg": f"rgb({shade},{shade + 10},255)"}
 
     return {

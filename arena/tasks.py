@@ -10,16 +10,6 @@ def generation_run(generation_id: int) -> None:
     services.generation_execute(generation_id=generation_id)
 
 
-@shared_task(name="arena.tasks.generations_requeue")
-def generations_requeue() -> int:
-    return services.generations_requeue()
-
-
-@shared_task(name="arena.tasks.generations_reap_stale")
-def generations_reap_stale() -> int:
-    return services.generations_reap_stale()
-
-
 @shared_task(name="arena.tasks.leaderboards_refresh")
 def leaderboards_refresh() -> int:
     from arena.leaderboards import leaderboards_refresh as refresh
@@ -29,10 +19,11 @@ def leaderboards_refresh() -> int:
 
 @shared_task(name="arena.tasks.battles_import_file")
 def battles_import_file(path: str) -> int:
-    """Import a public battle file already on this machine, then refit the leaderboards."""
+    """Import a public battle file already on this machine (the demo's real votes, whose few
+    self-battles are left out), then refit the leaderboards."""
     from arena.battle_io import battles_import
     from arena.leaderboards import leaderboards_refresh as refresh
 
-    count = battles_import(path=path)
+    count = battles_import(path=path, skip_self_battles=True)
     refresh()
     return count

@@ -12,6 +12,7 @@ urlpatterns = [
     path("battles/<uuid:public_id>/vote/", views.battle_vote, name="vote"),
     path("battles/<uuid:public_id>/continue/", views.battle_continue, name="continue"),
     path("battles/<uuid:public_id>/regenerate/", views.battle_regenerate, name="regenerate"),
+    path("battles/<uuid:public_id>/cancel/", views.battle_cancel, name="cancel"),
     path("leaderboard/", views.leaderboard_page, name="leaderboard"),
     path("battle-files/", views.battle_files_page, name="battle-files"),
     path("battle-files/export/", views.battle_export, name="battle-export"),

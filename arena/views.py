@@ -15,6 +15,7 @@ from arena.forms import (
     VoteForm,
 )
 from arena.models import Battle, BattleMode
+from core.client import client_address
 from core.permissions import role_required
 from core.roles import Role
 
@@ -57,7 +58,7 @@ def _actor(request) -> Actor:
     return Actor(
         user=request.user if request.user.is_authenticated else None,
         session_key=request.session.session_key,
-        ip=request.META.get("REMOTE_ADDR"),
+        ip=client_address(request),
     )
 
 
@@ -72,7 +73,7 @@ _FORMS = {
 def battle_new(request, mode: str = BattleMode.ANONYMOUS):
     """The arena: type a prompt, two models answer (or one, in a direct chat)."""
     form = _FORMS[mode](request.POST or None)
-    error = ""
+    error, status = "", 400 if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -85,9 +86,9 @@ def battle_new(request, mode: str = BattleMode.ANONYMOUS):
             )
         except BattleError as exc:
             error = str(exc)
+            status = 429 if isinstance(exc, battles.RateLimited) else 400
         else:
             return redirect("arena:battle", public_id=battle.public_id)
-    status = 429 if error.startswith("Too many") else (400 if request.method == "POST" else 200)
     return render(
         request, "arena/battle.html", {"form": form, "mode": mode, "error": error}, status=status
     )
@@ -163,6 +164,13 @@ def battle_continue(request, public_id):
 
 
 @require_POST
+def battle_cancel(request, public_id):
+    return _battle_action(
+        request, public_id, lambda b, actor: battles.battle_cancel(battle=b, actor=actor)
+    )
+
+
+@require_POST
 def battle_regenerate(request, public_id):
     return _battle_action(
         request, public_id, lambda b, actor: battles.battle_regenerate(battle=b, actor=actor)
@@ -194,7 +202,10 @@ def battle_files_page(request):
     message, error = "", ""
     if request.method == "POST" and form.is_valid():
         try:
-            count = battle_io.battles_import_upload(upload=form.cleaned_data["file"])
+            count = battle_io.battles_import_upload(
+                upload=form.cleaned_data["file"],
+                create_unknown=form.cleaned_data["create_unknown"],
+            )
         except ValueError as exc:
             error = f"Nothing was imported: {exc}"
         else:
@@ -214,12 +225,15 @@ def battle_files_page(request):
 @require_GET
 def battle_export(request):
     fmt = request.GET.get("format", "jsonl")
-    if fmt not in ("jsonl", "csv"):
-        return HttpResponse("format is jsonl or csv.", status=400)
+    writers = {
+        "jsonl": (battle_io.stream_jsonl, "application/jsonl"),
+        "json": (battle_io.stream_json_array, "application/json"),
+        "csv": (battle_io.stream_csv, "text/csv"),
+    }
+    if fmt not in writers:
+        return HttpResponse("format is jsonl, json or csv.", status=400)
+    stream, content_type = writers[fmt]
     rows = battle_io.battle_export_rows(Battle.objects.all())
-    stream = battle_io.stream_jsonl(rows) if fmt == "jsonl" else battle_io.stream_csv(rows)
-    response = StreamingHttpResponse(
-        stream, content_type="application/jsonl" if fmt == "jsonl" else "text/csv"
-    )
+    response = StreamingHttpResponse(stream(rows), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="arena-battles.{fmt}"'
     return response

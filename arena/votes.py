@@ -22,7 +22,7 @@ from django.db import connections, transaction
 
 from arena import ratings
 from arena.models import Battle, BattleTurn, Contestant, Generation
-from core.rows import RowReader, prep_save, run
+from core.rows import RowReader, prep_save, run, set_prefetched
 
 ALIAS = "default"
 VOTE_FIELDS = ("winner", "voted_at", "style_a", "style_b", "excluded_reason")
@@ -93,7 +93,11 @@ class _Statements:
             f"UPDATE {battle} SET {sets}"
             f" WHERE {pk} = %s AND {q('winner')} = '' AND {q('revision')} = %s"
         )
-        elo, votes = q("elo"), q("elo_votes")
+        self._elo_statements(q, contestant)
+
+    def _elo_statements(self, q, contestant: str) -> None:
+        """The statements that move both sides' Elo ratings with a counted vote."""
+        pk, elo, votes = q("id"), q("elo"), q("elo_votes")
         # One Elo step from the pair's current ratings (parameters: k, outcome for A, base,
         # scale, A's id, B's id, then A's id again), as ratings.elo_update takes it.
         step = (
@@ -154,9 +158,7 @@ def read(*, pk=None, public_id=None, user_id=None) -> tuple[Battle, list[BattleT
         turn.battle = battle
         turn.generation_a, turn.generation_b = part(row, 4), part(row, 5)
         turns.append(turn)
-    prefetched = battle.turns.all()
-    prefetched._result_cache, prefetched._prefetch_done = turns, True
-    battle._prefetched_objects_cache = {"turns": prefetched}
+    set_prefetched(battle, "turns", turns)
     return battle, turns
 
 

@@ -62,6 +62,49 @@ def _copy(cursor, table: str, columns: list[str], rows) -> None:
             copy.write_row(row)
 
 
+PROMPT_COLUMNS = ["id", "project_id", "messages", "category", "tags", "source", "content_hash",
+                  "created_at"]  # fmt: skip
+ANSWER_COLUMNS = ["id", "prompt_id", "source", "contestant_id", "settings", "text", "is_ready",
+                  "failed", "created_at"]  # fmt: skip
+RANKING_COLUMNS = ["project_id", "prompt_id", "annotator_id", "origin", "groups", "display_order",
+                   "all_bad", "labels", "rationale", "guidelines_version", "is_gold", "created_at",
+                   "review_status", "review_comment"]  # fmt: skip
+
+
+def _copy_project(cursor, project: int, count: int, models: list[int], user: int, now: str):
+    """COPY `count` prompts, K answers each and one accepted ranking each into `project`, with
+    the psycopg `cursor` (inside the caller's transaction)."""
+    cursor.execute("SELECT coalesce(max(id), 0) FROM annotation_prompt")
+    first_prompt = cursor.fetchone()[0] + 1
+    cursor.execute("SELECT coalesce(max(id), 0) FROM annotation_completion")
+    first_answer = cursor.fetchone()[0] + 1
+    prompts = (
+        (first_prompt + n, project,
+         json.dumps([{"role": "user", "content": f"Question {n}: {_text(n, 120)}?"}]),
+         ("math", "code", "writing")[n % 3], "[]", "bench", "", now)
+        for n in range(count)
+    )  # fmt: skip
+    answers = (
+        (first_answer + n * K + k, first_prompt + n, "model", models[k],
+         '{"temperature": 0.8, "top_p": 0.95}', _text(n * K + k), True, False, now)
+        for n in range(count)
+        for k in range(K)
+    )  # fmt: skip
+    rankings = (
+        (project, first_prompt + n, user, "task",
+         json.dumps([[first_answer + n * K + (k + n) % K] for k in range(K)]), "[]", False, "{}",
+         "", 1, False, now, "accepted", "")
+        for n in range(count)
+    )  # fmt: skip
+    _copy(cursor, "annotation_prompt", PROMPT_COLUMNS, prompts)
+    _copy(cursor, "annotation_completion", ANSWER_COLUMNS, answers)
+    _copy(cursor, "annotation_ranking", RANKING_COLUMNS, rankings)
+    for table in ("annotation_prompt", "annotation_completion", "annotation_ranking"):
+        cursor.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+        )
+
+
 def seed(reseed: bool) -> None:
     """Bulk-load both projects with COPY (Django's ORM would take minutes for 800k rows)."""
     from django.contrib.auth import get_user_model
@@ -97,114 +140,7 @@ def seed(reseed: bool) -> None:
         Project.objects.filter(slug=slug).delete()
         project = services.project_create(name=slug, slug=slug)
         with transaction.atomic(), connection.cursor() as wrapper:
-            cursor = wrapper.cursor  # the psycopg cursor, for COPY
-            cursor.execute("SELECT coalesce(max(id), 0) FROM annotation_prompt")
-            first_prompt = cursor.fetchone()[0] + 1
-            cursor.execute("SELECT coalesce(max(id), 0) FROM annotation_completion")
-            first_answer = cursor.fetchone()[0] + 1
-            _copy(
-                cursor,
-                "annotation_prompt",
-                [
-                    "id",
-                    "project_id",
-                    "messages",
-                    "category",
-                    "tags",
-                    "source",
-                    "content_hash",
-                    "created_at",
-                ],
-                (
-                    (
-                        first_prompt + n,
-                        project.pk,
-                        json.dumps(
-                            [{"role": "user", "content": f"Question {n}: {_text(n, 120)}?"}]
-                        ),
-                        ("math", "code", "writing")[n % 3],
-                        "[]",
-                        "bench",
-                        "",
-                        now,
-                    )
-                    for n in range(count)
-                ),
-            )
-            _copy(
-                cursor,
-                "annotation_completion",
-                [
-                    "id",
-                    "prompt_id",
-                    "source",
-                    "contestant_id",
-                    "settings",
-                    "text",
-                    "is_ready",
-                    "failed",
-                    "created_at",
-                ],
-                (
-                    (
-                        first_answer + n * K + k,
-                        first_prompt + n,
-                        "model",
-                        models[k].pk,
-                        '{"temperature": 0.8, "top_p": 0.95}',
-                        _text(n * K + k),
-                        True,
-                        False,
-                        now,
-                    )
-                    for n in range(count)
-                    for k in range(K)
-                ),
-            )
-            _copy(
-                cursor,
-                "annotation_ranking",
-                [
-                    "project_id",
-                    "prompt_id",
-                    "annotator_id",
-                    "origin",
-                    "groups",
-                    "display_order",
-                    "all_bad",
-                    "labels",
-                    "rationale",
-                    "guidelines_version",
-                    "is_gold",
-                    "created_at",
-                    "review_status",
-                    "review_comment",
-                ],
-                (
-                    (
-                        project.pk,
-                        first_prompt + n,
-                        user.pk,
-                        "task",
-                        json.dumps([[first_answer + n * K + (k + n) % K] for k in range(K)]),
-                        "[]",
-                        False,
-                        "{}",
-                        "",
-                        1,
-                        False,
-                        now,
-                        "accepted",
-                        "",
-                    )
-                    for n in range(count)
-                ),
-            )
-            for table in ("annotation_prompt", "annotation_completion", "annotation_ranking"):
-                cursor.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                    f"(SELECT max(id) FROM {table}))"
-                )
+            _copy_project(wrapper.cursor, project.pk, count, [m.pk for m in models], user.pk, now)
         print(
             f"seeded {slug}: {count} rankings, {count * K} answers "
             f"({time.perf_counter() - started:.1f} s so far)",

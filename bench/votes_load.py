@@ -49,14 +49,21 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from _stack import (
+    Server,
+    load_average,
+    parent_pid,
+    postgres_cpu_s,
+    process_cpu_s,
+)
+from _votes_db import print_verification, server_env, setup_database, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -94,208 +101,7 @@ def _args() -> argparse.Namespace:
 # --------------------------------------------------------------------------- database, seed
 
 
-def _db_reset(pg: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _server_env(args: argparse.Namespace, var_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"{args.pg}/{args.db}",
-        DJANGO_DEBUG="0",
-        DJANGO_SETTINGS_MODULE="config.settings",
-        VAR_DIR=str(var_dir),
-        MODEL_CACHE_DIR=str(var_dir / "models"),
-        CELERY_BROKER_URL="filesystem://",
-        ARENA_VOTES_PER_MINUTE="0",
-        HF_HUB_OFFLINE="1",
-        LOG_LEVEL="WARNING",
-    )
-    env.pop("CACHE_URL", None)  # the default per-process cache, as on a plain install
-    for sub in ("broker/queue", "broker/processed", "broker/control"):
-        (var_dir / sub).mkdir(parents=True, exist_ok=True)
-    return env
-
-
-_NAMES = (
-    "aurora basalt cobalt dune ember fjord garnet harbor iris juniper kestrel lumen marlin "
-    "nimbus onyx prairie quartz raven sierra tundra umber vesper willow xenon yarrow zephyr"
-).split()
-_PROMPTS = [
-    "Explain how a hash map handles collisions.",
-    "Write a haiku about autumn rain.",
-    "What is 17 * 23, and how do you check it?",
-    "Give me three tips for a job interview.",
-    "Summarise the causes of the French Revolution.",
-    "How do I reverse a list in Python?",
-    "Suggest a name for a bakery by the sea.",
-    "Why is the sky blue?",
-]
-_PARAGRAPH = (
-    "The short version is that it depends on what you need, but a few points hold in most "
-    "cases. Start with the simplest thing that works, measure it, and only then refine it. "
-)
-
-
-def _answer(rng: random.Random, k: int) -> str:
-    """A plausible answer with some Markdown, so that the style features have work to do."""
-    parts = [_PARAGRAPH * rng.randint(1, 4)]
-    if k % 3 == 0:
-        parts.append("## Details\n" + "\n".join(f"- point {i}" for i in range(rng.randint(2, 6))))
-    if k % 4 == 1:
-        parts.append("**In short:** keep it simple.\n```python\nprint('done')\n```")
-    return "\n\n".join(parts)
-
-
-def _seed(args: argparse.Namespace, n_battles: int) -> list[tuple[str, str]]:
-    """Users, tokens, contestants and ready battles; returns (battle public id, token) pairs."""
-    from django.contrib.auth import get_user_model
-    from django.db import transaction
-    from django.utils import timezone
-    from rest_framework.authtoken.models import Token
-
-    from arena import hygiene
-    from arena.models import Backend, Battle, BattleTurn, Contestant, Generation
-
-    rng = random.Random(args.seed)
-    now = timezone.now()
-    User = get_user_model()
-    with transaction.atomic():
-        users = User.objects.bulk_create(
-            User(username=f"voter{i:05d}", password="!") for i in range(args.users)
-        )
-        tokens = Token.objects.bulk_create(
-            Token(key=Token.generate_key(), user=u, created=now) for u in users
-        )
-        contestants = Contestant.objects.bulk_create(
-            Contestant(
-                name=f"{_NAMES[k % len(_NAMES)]}-{k + 1}b",
-                display_name=f"{_NAMES[k % len(_NAMES)].title()} {k + 1}B",
-                organization=f"{_NAMES[k % len(_NAMES)].title()} Labs",
-                backend=Backend.LOCAL,
-                model_path=f"/nonexistent/bench/{k}",
-            )
-            for k in range(args.contestants)
-        )
-    items = []
-    for start in range(0, n_battles, 2000):
-        count = min(2000, n_battles - start)
-        specs = []
-        for i in range(start, start + count):
-            a, b = rng.sample(contestants, 2)
-            prompt = rng.choice(_PROMPTS)
-            outputs = [_answer(rng, i), _answer(rng, i + 1)]
-            if rng.random() < args.leak_share:
-                outputs[0] = f"As {a.display_name}, I would say: " + outputs[0]
-            specs.append((i % args.users, a, b, prompt, outputs))
-        with transaction.atomic():
-            generations = Generation.objects.bulk_create(
-                Generation(
-                    contestant=side,
-                    messages=[{"role": "user", "content": prompt}],
-                    status="succeeded",
-                    output=out,
-                    finish_reason="stop",
-                    requested_by=users[u],
-                    started_at=now,
-                    finished_at=now,
-                )
-                for u, a, b, prompt, outputs in specs
-                for side, out in zip((a, b), outputs, strict=True)
-            )
-            battles = Battle.objects.bulk_create(
-                Battle(
-                    contestant_a=a,
-                    contestant_b=b,
-                    user=users[u],
-                    categories=(cats := hygiene.categorize([{"role": "user", "content": p}])),
-                    category=cats[0],
-                )
-                for u, a, b, p, _ in specs
-            )
-            BattleTurn.objects.bulk_create(
-                BattleTurn(
-                    battle=battle,
-                    index=0,
-                    user_message=spec[3],
-                    generation_a=generations[2 * j],
-                    generation_b=generations[2 * j + 1],
-                )
-                for j, (battle, spec) in enumerate(zip(battles, specs, strict=True))
-            )
-        items += [(str(b.public_id), tokens[s[0]].key) for b, s in zip(battles, specs, strict=True)]
-    return items
-
-
 # --------------------------------------------------------------------------- server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    worker_class: str
-    workers: int
-    threads: int
-    port: int = 0
-    proc: subprocess.Popen | None = None
-    log: Path | None = None
-
-    def describe(self) -> str:
-        threads = f" x {self.threads} threads" if self.worker_class == "gthread" else ""
-        plural = "s" if self.workers != 1 else ""
-        return f"gunicorn {self.worker_class}, {self.workers} worker{plural}{threads}"
-
-    def start(self, env: dict[str, str], var_dir: Path) -> None:
-        self.port = _free_port()
-        self.log = var_dir / f"gunicorn-{self.worker_class}.log"
-        cmd = [
-            str(BIN / "gunicorn"), "config.wsgi",
-            "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(self.workers),
-            "--worker-class", self.worker_class,
-            "--threads", str(self.threads if self.worker_class == "gthread" else 1),
-            "--keep-alive", "5",
-            "--timeout", "60",
-            "--log-level", "warning",
-        ]  # fmt: skip
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"gunicorn exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    # Touch every worker once so that imports and connections are warm.
-                    for _ in range(4 * self.workers):
-                        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                        conn.request("GET", "/healthz")
-                        conn.getresponse().read()
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise SystemExit("gunicorn did not answer /healthz within 60 s")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # --------------------------------------------------------------------------- clients
@@ -484,71 +290,6 @@ def _report(phase: Phase) -> None:
           f"{phase.differ} of {phase.checked}")  # fmt: skip
 
 
-def _verify(phases: list[Phase]) -> dict:
-    """Compare what the clients were told with what the database holds, over all phases."""
-    from django.db.models import Sum
-
-    from arena.models import Battle, Contestant
-
-    records = [r for p in phases for r in p.records]
-    acked = [r for r in records if r[0] == "vote" and r[3] == 200]
-    sent_ids = {r[1] for r in records if r[0] == "vote"}
-    ambiguous = {r[1] for r in records if r[0] == "vote" and r[3] != 200}
-    acked_winner = {r[1]: r[2] for r in acked}
-    replay_ok = [r for r in records if r[0] == "replay" and r[3] == 200]
-    stored = dict(Battle.objects.voted().values_list("public_id", "winner"))
-    stored = {str(k): v for k, v in stored.items()}
-    counted = Battle.objects.counted().count()
-    totals = Contestant.objects.aggregate(votes=Sum("elo_votes"), elo=Sum("elo"))
-    n_contestants = Contestant.objects.count()
-    replayed = {r[1] for r in records if r[0] == "replay"}
-    return {
-        "stored": len(stored),
-        "acked": len(acked),
-        "duplicates": len(acked) - len(acked_winner) + len(replay_ok),
-        "unacked_stored": sorted(set(stored) - set(acked_winner)),
-        "unsent_stored": sorted(set(stored) - sent_ids),
-        "ambiguous": len(ambiguous),
-        "acked_missing": sorted(set(acked_winner) - set(stored)),
-        "wrong_winner": sorted(b for b, w in acked_winner.items() if stored.get(b, w) != w),
-        "replays_changed": sorted(b for b in replayed if stored.get(b) != acked_winner.get(b)),
-        "replays": len(replayed),
-        "counted": counted,
-        "elo_votes": totals["votes"] or 0,
-        "elo_drift": abs((totals["elo"] or 0.0) - 1000.0 * n_contestants),
-        "bad_bodies": sum(len(p.bad_bodies) + p.differ for p in phases),
-        "checked": sum(p.checked for p in phases),
-    }
-
-
-def _print_verification(v: dict) -> bool:
-    checks = [
-        (f"voted battles {v['stored']} == acknowledged votes {v['acked']}",
-         v["stored"] == v["acked"]),
-        ("every acknowledged battle voted once, with the winner sent "
-         f"(missing {len(v['acked_missing'])}, wrong winner {len(v['wrong_winner'])}, "
-         f"stored but not acknowledged {len(v['unacked_stored'])}, "
-         f"stored but never sent {len(v['unsent_stored'])})",
-         not (v["acked_missing"] or v["wrong_winner"] or v["unacked_stored"]
-              or v["unsent_stored"])),
-        (f"duplicates (a battle acknowledged twice, or a replay accepted): {v['duplicates']}",
-         v["duplicates"] == 0),
-        (f"replayed battles keep their first winner: {v['replays']} replayed, "
-         f"{len(v['replays_changed'])} changed", not v["replays_changed"]),
-        (f"Contestant.elo_votes sum {v['elo_votes']} == 2 x counted votes {v['counted']}",
-         v["elo_votes"] == 2 * v["counted"]),
-        (f"Elo sum conserved (drift {v['elo_drift']:.2e})", v["elo_drift"] < 1e-6 * 1000),
-        ("200 responses reveal both models and the winner sent, and equal a later GET "
-         f"({v['checked']} compared; bad: {v['bad_bodies']})", v["bad_bodies"] == 0),
-    ]  # fmt: skip
-    print("Database check (all phases):")
-    for text, ok in checks:
-        print(f"  {'ok  ' if ok else 'FAIL'} {text}")
-    if v["ambiguous"]:
-        print(f"  note: {v['ambiguous']} votes got no 200 (error or refusal); none may be stored")
-    return all(ok for _, ok in checks)
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -594,29 +335,6 @@ def _ceiling(server: Server, token: str, seconds: float, args: argparse.Namespac
     return ok / elapsed
 
 
-def _proc_stat(pid: int) -> list[str]:
-    """The fields of /proc/PID/stat after the command name (the state is the first)."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
-    fields = _proc_stat(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _postgres_cpu_s() -> float:
-    """CPU seconds so far of every PostgreSQL process on this machine (backends, writers)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
-                total += _process_cpu_s(int(entry.name))
-        except OSError:  # a process that ended meanwhile
-            pass
-    return total
-
-
 def _request_cpu(env, var_dir, items: list) -> Phase:
     """CPU per request of each process, one request at a time; returns the votes as a phase
     (they are verified with the others)."""
@@ -625,7 +343,7 @@ def _request_cpu(env, var_dir, items: list) -> Phase:
     records: list[Record] = []
     try:
         (worker,) = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-                     and _parent(int(p.name)) == server.proc.pid]  # fmt: skip
+                     and parent_pid(int(p.name)) == server.proc.pid]  # fmt: skip
         print(f"  [CPU per request] {server.describe()}; one client, one request at a time, "
               f"{len(items)} of each")  # fmt: skip
 
@@ -649,12 +367,12 @@ def _request_cpu(env, var_dir, items: list) -> Phase:
         ]
         cost = {}
         for name, send in kinds:
-            w0, p0, c0 = _process_cpu_s(worker), _postgres_cpu_s(), time.process_time()
+            w0, p0, c0 = process_cpu_s(worker), postgres_cpu_s(), time.process_time()
             for battle, token in items:
                 send(battle, token)
             n = len(items)
             w, p, c = ((x - y) / n * 1000 for x, y in (
-                (_process_cpu_s(worker), w0), (_postgres_cpu_s(), p0), (time.process_time(), c0)
+                (process_cpu_s(worker), w0), (postgres_cpu_s(), p0), (time.process_time(), c0)
             ))  # fmt: skip
             cost[name] = w + p
             print(f"    {name}: gunicorn {w:.2f} ms, PostgreSQL {p:.2f} ms, client {c:.2f} ms")
@@ -665,42 +383,9 @@ def _request_cpu(env, var_dir, items: list) -> Phase:
     return Phase("CPU per request", server.describe(), 1, 0.0, records)
 
 
-def _parent(pid: int) -> int:
-    try:
-        return int(_proc_stat(pid)[1])
-    except (OSError, ValueError, IndexError):
-        return -1
-
-
 def _clients(args: argparse.Namespace) -> tuple[int, int]:
     procs, threads = (int(x) for x in args.clients.lower().split("x"))
     return procs, threads
-
-
-def _setup(args: argparse.Namespace, env: dict[str, str], n_battles: int) -> list:
-    """A fresh, migrated, seeded database; Django set up in this process to read it."""
-    t0 = time.perf_counter()
-    _db_reset(args.pg, args.db)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-    )
-    for key in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "VAR_DIR", "ARENA_VOTES_PER_MINUTE"):
-        os.environ[key] = env[key]
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    t1 = time.perf_counter()
-    items = _seed(args, n_battles)
-    print(
-        f"  database {args.db}: migrated in {t1 - t0:.1f} s; seeded {args.users} users with "
-        f"tokens, {args.contestants} contestants, {len(items)} ready battles in "
-        f"{time.perf_counter() - t1:.1f} s"
-    )
-    from django.db import connection
-
-    connection.close()
-    return items
 
 
 def main() -> int:
@@ -708,16 +393,16 @@ def main() -> int:
     procs, threads = _clients(args)
     classes = ["sync", "gthread"] if args.worker_class == "auto" else [args.worker_class]
     trial_votes = int(args.trial * 1000) if len(classes) > 1 else 0  # 1000 votes/s of room
-    print(f"votes_load: {os.cpu_count()} CPUs, load average {_load()} at start")
+    print(f"votes_load: {os.cpu_count()} CPUs, load average {load_average()} at start")
     print(
         "  ARENA_VOTES_PER_MINUTE=0: the per-user/per-address vote limit is off, since every "
         "client shares 127.0.0.1 (it would allow 30 votes a minute)"
     )
     var_dir = Path(tempfile.mkdtemp(prefix="votes-load-"))
-    env = _server_env(args, var_dir)
+    env = server_env(args, var_dir)
     try:
         request_cpu = args.request_cpu if Path("/proc/self/stat").exists() else 0
-        items = _setup(args, env, args.max_votes + trial_votes * len(classes) + request_cpu)
+        items = setup_database(args, env, args.max_votes + trial_votes * len(classes) + request_cpu)
         phases = []
         if request_cpu:
             phases.append(_request_cpu(env, var_dir, items[-request_cpu:]))
@@ -731,12 +416,12 @@ def main() -> int:
                 rates[cls] = phases[-1].rate()
             best = max(rates, key=rates.get)
             print(f"  using {best} workers (faster in the trials)")
-        load_before = _load()
+        load_before = load_average()
         main_phase = _phase("measured", _server(best, args), env, var_dir,
                             items[: args.max_votes], args.duration, args, args.healthz)  # fmt: skip
         phases.append(main_phase)
-        print(f"  load average {load_before} before the measured run, {_load()} after")
-        ok_db = _print_verification(v := _verify(phases))
+        print(f"  load average {load_before} before the measured run, {load_average()} after")
+        ok_db = print_verification(v := verify(phases))
     finally:
         shutil.rmtree(var_dir, ignore_errors=True)
 
@@ -759,10 +444,6 @@ def main() -> int:
 def _server(worker_class: str, args: argparse.Namespace) -> Server:
     workers = args.workers or (4 if worker_class == "sync" else 2)
     return Server(worker_class, workers, args.threads)
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

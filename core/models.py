@@ -22,3 +22,16 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}]"
+
+
+class TokenExpiry(models.Model):
+    """When an API token stops working, if it was created with a lifetime (tokens without one
+    last until revoked, or API_TOKEN_TTL_DAYS after their creation when that is set)."""
+
+    token = models.OneToOneField(
+        "authtoken.Token", on_delete=models.CASCADE, primary_key=True, related_name="expiry"
+    )
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"token of user {self.token.user_id} expires {self.expires_at:%Y-%m-%d %H:%M}"

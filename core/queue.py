@@ -2,8 +2,9 @@
 
 Writes never depend on the broker: a task is published after the transaction commits, and a
 publish that fails is logged, not raised, so the request that stored the rows still succeeds.
-Beat re-sends work that has waited too long (`resend`, used by every `..._requeue` sweep), so
-background work resumes once the broker is back.
+Tasks are published by name (`publish`, `publish_on_commit`), so a service never imports its
+app's tasks. Beat re-sends jobs whose message was lost (`core.jobs.jobs_sweep`), so background
+work resumes once the broker is back.
 """
 
 from __future__ import annotations
@@ -15,25 +16,23 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
-def enqueue_on_commit(task, *args) -> None:
-    def publish() -> None:
-        try:
-            task.delay(*args)
-        except Exception:  # noqa: BLE001 - any broker failure; the row stays queued
-            logger.warning(
-                "Could not queue %s%s; it will be re-sent", task.name, args, exc_info=True
-            )
+def publish(task_name: str, *args, queue: str | None = None) -> bool:
+    """Send the task `task_name` with `args` now (to `queue`, or where the task routes say).
+    Returns False, after logging, when the broker could not take it."""
+    from config.celery import app
 
-    transaction.on_commit(publish)
+    options = {"queue": queue} if queue else {}
+    if app.conf.task_always_eager:  # send_task would skip CELERY_TASK_ALWAYS_EAGER
+        app.tasks[task_name].apply(args=list(args))
+        return True
+    try:
+        app.send_task(task_name, args=list(args), **options)
+    except Exception:  # noqa: BLE001 - any broker failure; the row stays queued
+        logger.warning("Could not queue %s%s; it will be re-sent", task_name, args, exc_info=True)
+        return False
+    return True
 
 
-def resend(task, waiting, *, limit: int | None = None) -> list:
-    """Beat's sweep for work whose first message was lost: publish `task` again with the id of
-    every row of `waiting` (a queryset of rows still waiting past their cutoff; at most
-    `limit`). A worker only takes a row still in its waiting state, so a duplicate of work
-    already done does nothing. Returns the ids sent."""
-    ids = waiting.values_list("pk", flat=True)
-    ids = list(ids[:limit] if limit else ids)
-    for pk in ids:
-        task.delay(pk)
-    return ids
+def publish_on_commit(task_name: str, *args, queue: str | None = None) -> None:
+    """`publish` once the current transaction commits (at once outside a transaction)."""
+    transaction.on_commit(lambda: publish(task_name, *args, queue=queue))

@@ -1,5 +1,7 @@
 """Hand-written SQL for the few hot paths where building a query with the ORM costs more than
-running it (an API token's user, the arena's vote).
+running it (an API token's user, the arena's vote). Every use of Django's internals
+(`ModelState`, a queryset's prefetch cache) is kept in this module; Django's minor version is
+pinned in requirements.txt for them.
 
 `run(sql, params)` executes one statement. On PostgreSQL it is a prepared statement of the
 connection (planned once per connection, then only bound and executed); elsewhere, or with
@@ -120,3 +122,12 @@ def prep_save(model, values: dict, *, alias: str = "default") -> dict:
         name: model._meta.get_field(name).get_db_prep_save(value, connection)
         for name, value in values.items()
     }
+
+
+def set_prefetched(instance, name: str, related: list) -> None:
+    """Make `related` the prefetched result of `instance`'s many-side relation `name` (as
+    `prefetch_related(name)` would), so that `instance.<name>.all()` costs no query."""
+    queryset = getattr(instance, name).all()
+    queryset._result_cache, queryset._prefetch_done = related, True
+    cache = instance.__dict__.setdefault("_prefetched_objects_cache", {})
+    cache[name] = queryset

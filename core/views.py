@@ -1,32 +1,24 @@
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.core.cache import cache
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 from rest_framework.authtoken.models import Token
 
-from annotation.models import Project
-from arena.models import Contestant
+from core import login_throttle
+from core.authentication import api_token_create, api_token_revoke, token_expiry
 
 
-@require_GET
-def home(request):
-    context = {
-        "contestant_count": Contestant.objects.active().count(),
-        "project_count": Project.objects.count(),
-    }
-    return render(request, "core/home.html", context)
-
-
-@require_GET
+@require_safe
 def healthz(request):
-    """Liveness for load balancers and `make run`: the database answers."""
+    """Liveness for load balancers and `make run` (GET or HEAD): the database answers."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+TOKEN_LIFETIMES = {"": "never", "30": "in 30 days", "90": "in 90 days", "365": "in a year"}
 
 
 @login_required
@@ -34,37 +26,43 @@ def healthz(request):
 def api_token(request):
     """Show, create, rotate or revoke the user's API token."""
     if request.method == "POST":
-        action = request.POST.get("action")
-        Token.objects.filter(user=request.user).delete()
-        if action == "create":
-            Token.objects.create(user=request.user)
+        if request.POST.get("action") == "create":
+            days = request.POST.get("expires_in_days", "")
+            if days not in TOKEN_LIFETIMES:
+                return HttpResponseBadRequest("Choose when the token expires from the list.")
+            api_token_create(user=request.user, expires_in_days=int(days) if days else None)
+        else:
+            api_token_revoke(user=request.user)
         return redirect("api-token")
-    token = Token.objects.filter(user=request.user).first()
-    return render(request, "core/api_token.html", {"token": token})
+    token = Token.objects.filter(user=request.user).select_related("expiry").first()
+    context = {"token": token, "lifetimes": TOKEN_LIFETIMES}
+    if token is not None:
+        own = getattr(token, "expiry", None)
+        context["expires_at"] = token_expiry(
+            created=token.created, own=own.expires_at if own else None
+        )
+    return render(request, "core/api_token.html", context)
 
 
 class ThrottledLoginView(LoginView):
-    """The login page, refusing further attempts for a while after repeated failures from one
-    address or for one username (password guessing)."""
+    """The login page, slowing down password guessing by the rules of `core.login_throttle`
+    (shared with the API's token endpoint)."""
 
     def post(self, request, *args, **kwargs):
-        keys = _login_keys(request)
-        if any((cache.get(k) or 0) >= settings.LOGIN_FAILURES_ALLOWED for k in keys):
+        wait = login_throttle.login_wait(request, request.POST.get("username", ""))
+        if wait:
             form = self.get_form()
-            form.add_error(None, "Too many failed logins; try again in 15 minutes.")
-            return self.render_to_response(self.get_context_data(form=form), status=429)
+            form.add_error(None, login_throttle.wait_message(wait))
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            response["Retry-After"] = str(wait)
+            return response
         return super().post(request, *args, **kwargs)
 
+    def form_valid(self, form):
+        login_throttle.login_succeeded(self.request, self.request.POST.get("username", ""))
+        return super().form_valid(form)
+
     def form_invalid(self, form):
-        for key in _login_keys(self.request):
-            cache.add(key, 0, timeout=15 * 60)
-            try:
-                cache.incr(key)
-            except ValueError:
-                pass
+        if self.request.POST.get("username"):
+            login_throttle.login_failed(self.request, self.request.POST["username"])
         return super().form_invalid(form)
-
-
-def _login_keys(request) -> list[str]:
-    username = (request.POST.get("username") or "").strip().lower()[:150]
-    return [f"login-fail:ip:{request.META.get('REMOTE_ADDR')}", f"login-fail:user:{username}"]

@@ -9,6 +9,9 @@ HOST=${HOST:-127.0.0.1}
 mkdir -p var
 
 "$BIN/python" manage.py migrate --noinput -v0
+# The default cache (login limits, token revocation) is a table of the database; migrate makes
+# it once, this again after CACHE_URL is switched off.
+"$BIN/python" manage.py createcachetable
 "$BIN/python" manage.py seed_demo
 "$BIN/python" manage.py collectstatic --noinput -v0
 
@@ -28,7 +31,7 @@ pids+=($!)
 # Convert the bundled model to safetensors once, in the background (the first answer waits).
 "$BIN/python" manage.py prepare_models >var/prepare_models.log 2>&1 &
 pids+=($!)
-"$BIN/gunicorn" config.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 --timeout 300 \
+"$BIN/gunicorn" config.wsgi --bind "$HOST:$PORT" --workers 2 --threads "${WEB_THREADS:-4}" --timeout 300 \
     --access-logfile var/access.log --error-logfile - &
 web=$!
 pids+=($web)

@@ -7,9 +7,13 @@ BIN=${BIN:-.venv/bin}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export MODEL_CACHE_DIR=${MODEL_CACHE_DIR:-$PWD/var/models}
 PG_URL=${TEST_DATABASE_URL:-${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}}
+# Tests use the default cache, a table of the test database (made with it): a CACHE_URL would
+# point them at a cache shared with whatever else uses it, which every test empties.
+unset CACHE_URL
 
 echo "== ruff"
 "$BIN/ruff" check .
+"$BIN/ruff" format --check .
 
 answers() { "$BIN/python" - "$1" <<'PY'
 import sys

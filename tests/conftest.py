@@ -16,6 +16,12 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API + live_server
+# Tests fit boards on a handful of votes: every model is ranked and style control is fitted
+# unless a test of those thresholds sets them. Workers started by tests read these; this
+# process's settings are already loaded, so `_small_boards` sets them there.
+BOARD_THRESHOLDS = {"ARENA_MIN_VOTES": 1, "ARENA_STYLE_MIN_BATTLES": 1}
+for _name, _value in BOARD_THRESHOLDS.items():
+    os.environ.setdefault(_name, str(_value))
 
 from tests.support.tiny_model import build_tiny_chat_model  # noqa: E402
 
@@ -25,6 +31,9 @@ PURE_PATHS = (
     "tests/arena/test_ratings.py",
     "tests/arena/test_battle_files.py",
     "tests/annotation/test_exports.py",
+    "tests/evaluation/test_metrics.py",
+    "tests/evaluation/test_alpaca_formats.py",
+    "tests/evaluation/test_compute_winrate.py",
 )
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,12 +55,38 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.pure)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing():
+    """Tests log in and make users by the hundred: a cheap hash keeps that quick (password
+    guessing is slowed down by core.login_throttle, not by the hash, in the tests)."""
+    from django.conf import settings
+    from django.contrib.auth.hashers import get_hashers
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    get_hashers.cache_clear()
+
+
+_DB_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
+
+
 @pytest.fixture(autouse=True)
-def _fresh_cache():
+def _small_boards(settings):
+    for name, value in BOARD_THRESHOLDS.items():
+        setattr(settings, name, value)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(request):
     """Each test starts with an empty cache: rate counters and cached API users of one test
-    (whose ids the next test's users may reuse) must not carry over."""
+    (whose ids the next test's users may reuse) must not carry over. The default cache is a
+    table of the database: a test without the database cannot have written to it."""
+    from django.conf import settings
     from django.core.cache import cache
 
+    if request.node.get_closest_marker("django_db") or _DB_FIXTURES & set(request.fixturenames):
+        request.getfixturevalue("_django_db_helper")
+    elif settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache"):
+        return
     cache.clear()
 
 
@@ -183,6 +218,19 @@ def browser_type_launch_args(browser_type_launch_args):
             "--no-first-run",
         ],
     }
+
+
+@pytest.fixture
+def eager_tasks():
+    """Queued tasks run at once in this process, when they are published (after commit: use
+    with `django_db(transaction=True)`), for tests of a view that waits for a worker's answer
+    without starting a worker."""
+    from config.celery import app
+
+    app.loader.import_default_modules()  # the apps' tasks, registered as a worker would
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from annotation import services as annotation_services
 from annotation.models import DatasetSnapshot
 from arena import battles, services
-from arena.models import Generation
 from training.models import RewardModel, TrainingRun
 
 ROLES = ("anonymous", "outsider", "annotator", "reviewer", "researcher", "admin")
@@ -77,6 +76,7 @@ MATRIX = {
     "arena:vote": POST_ONLY,
     "arena:continue": POST_ONLY,
     "arena:regenerate": POST_ONLY,
+    "arena:cancel": POST_ONLY,
     "arena:leaderboard": EVERYONE,
     "arena:battle-files": RESEARCHERS,
     "arena:battle-export": RESEARCHERS,
@@ -124,9 +124,11 @@ MATRIX = {
     # see tests/training/test_judges.py)
     "judge-best-of-n": API_ADMINS_POST,
     "annotation:projects": SIGNED_IN,
+    "annotation:my-work": ANNOTATORS,
     "annotation:project": SIGNED_IN,
-    "annotation:next": ANNOTATORS | {"annotator": LOGIN, "reviewer": LOGIN, "admin": LOGIN},
-    # (annotators are redirected to their task, visitors to the login page: both 302)
+    "annotation:next": ANNOTATORS | {"annotator": LOGIN},
+    # (the annotator holding a task is sent back to it, visitors to the login page: both 302;
+    # the others hold none and see the button, a GET reserves nothing)
     "annotation:task": OWNER_ONLY
     | {"anonymous": LOGIN, "outsider": FORBIDDEN, "researcher": FORBIDDEN},
     "annotation:skip": POST_ONLY
@@ -177,6 +179,28 @@ MATRIX = {
     "api-root": API_SIGNED_IN,
     "openai-chat": {r: NOT_ALLOWED for r in ROLES} | {"anonymous": API_AUTH},
     "openai-models": API_SIGNED_IN,
+    # Evaluation: boards are public, suites and runs for researchers; no suite or evaluation
+    # with the world's ids exists, so those who may look get 404.
+    "evaluation:leaderboard": EVERYONE,
+    "evaluation:suite": {r: NOT_FOUND for r in ROLES},
+    "evaluation:evaluation": {r: NOT_FOUND for r in ROLES},
+    "evaluation:export": {r: NOT_FOUND for r in ROLES},
+    "evaluation:suites": RESEARCHERS,
+    "evaluation:start": POST_ONLY
+    | {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "reviewer": FORBIDDEN},
+    "evaluation:import": POST_ONLY
+    | {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "reviewer": FORBIDDEN},
+    "evaluation-suite-list": API_RESEARCHERS,
+    "evaluation-suite-detail": API_RESEARCHERS | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
+    "evaluation-suite-leaderboard": API_RESEARCHERS | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
+    "evaluation-suite-export": API_RESEARCHERS | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
+    "evaluation-suite-import-alpaca": API_RESEARCHERS
+    | {"researcher": NOT_ALLOWED, "admin": NOT_ALLOWED},
+    "evaluation-run-list": API_RESEARCHERS,
+    "evaluation-run-detail": API_RESEARCHERS | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
+    "evaluation-result-list": API_RESEARCHERS,
+    "evaluation-result-detail": API_RESEARCHERS | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
+    "evaluation-result-judgments": API_RESEARCHERS | {"researcher": NOT_FOUND, "admin": NOT_FOUND},
 }
 
 
@@ -203,7 +227,11 @@ def world(db, annotator, tiny_contestant, tiny_model_dir):
         name="tiny-two", display_name="Tiny Two", backend="local", model_path=str(tiny_model_dir)
     )
     battle = battles.battle_start(actor=battles.Actor(user=annotator, session_key="x"), prompt="hi")
-    generation = Generation.objects.filter(requested_by=annotator).first()
+    # A model tried on its own: the answers of an unvoted anonymous battle are seen only
+    # through the battle (tests/arena/test_anonymity.py).
+    generation = services.generation_request(
+        contestant=tiny_contestant, messages=[{"role": "user", "content": "hi"}], user=annotator
+    )
     project = annotation_services.project_create(name="P", slug="p")
     prompt = annotation_services.prompt_create(
         project=project, messages=[{"role": "user", "content": "q"}]
@@ -246,6 +274,8 @@ def _url(name: str, world: dict) -> str:
         {"kind": world["kind"], "work_id": world["work_id"]},
         {"run_id": world["run_id"]},
         {"judge_id": world["judge_id"]},
+        {"suite_id": 999_999},
+        {"evaluation_id": 999_999},
     ):
         try:
             return reverse(name, kwargs=kwargs)

@@ -2,6 +2,7 @@
 parses, and the demo loads."""
 
 import io
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -41,16 +42,28 @@ def test_swagger_ui_is_served_without_a_cdn(client):
     assert "cdn." not in html and "unpkg" not in html
 
 
+def test_the_compose_file_has_no_default_secret_key_and_a_shared_cache():
+    app = yaml.safe_load((ROOT / "docker/compose.yaml").read_text())["x-app"]["environment"]
+    assert app["DJANGO_SECRET_KEY"] == "${DJANGO_SECRET_KEY:?set DJANGO_SECRET_KEY}"
+    assert app["CACHE_URL"].startswith("${CACHE_URL:-redis://")
+
+
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
 def test_compose_file_is_valid():
-    result = subprocess.run(
-        ["docker-compose", "-f", "docker/compose.yaml", "config", "-q"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    def config(**env):
+        return subprocess.run(
+            ["docker-compose", "-f", "docker/compose.yaml", "config", "-q"],
+            cwd=ROOT,
+            env={k: v for k, v in {**os.environ, **env}.items() if v is not None},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    result = config(DJANGO_SECRET_KEY="a-real-secret")
     assert result.returncode == 0, result.stderr
+    refused = config(DJANGO_SECRET_KEY=None)  # no default key: compose refuses to start
+    assert refused.returncode != 0 and "DJANGO_SECRET_KEY" in refused.stderr
     services = yaml.safe_load((ROOT / "docker/compose.yaml").read_text())["services"]
     assert {"postgres", "redis", "web", "worker", "gpu-worker", "beat"} <= set(services)
 

@@ -7,10 +7,11 @@ from arena.models import Generation
 pytestmark = pytest.mark.django_db
 
 
-def test_home_page_links_the_three_areas(client):
+def test_home_page_links_the_areas_open_to_a_visitor(client):
     html = client.get("/").content.decode()
-    for href in ("/arena/", "/annotation/", "/training/"):
+    for href in ("/arena/", "/annotation/"):
         assert href in html
+    assert 'href="/training/"' not in html  # researchers' area: no card leading to a refusal
     assert "htmx" in html  # served locally by django-htmx
 
 
@@ -99,6 +100,18 @@ def test_api_token_page_creates_and_revokes(annotator_client, annotator):
     assert key in annotator_client.get("/accounts/token/").content.decode()
     annotator_client.post("/accounts/token/", {"action": "revoke"})
     assert not Token.objects.filter(user=annotator).exists()
+
+
+def test_api_token_page_makes_a_token_with_a_lifetime(annotator_client, annotator):
+    from core.models import TokenExpiry
+
+    annotator_client.post("/accounts/token/", {"action": "create", "expires_in_days": "30"})
+    assert TokenExpiry.objects.get(token__user=annotator)
+    assert "Expires " in annotator_client.get("/accounts/token/").content.decode()
+    refused = annotator_client.post(
+        "/accounts/token/", {"action": "create", "expires_in_days": "7"}
+    )
+    assert refused.status_code == 400  # only the lifetimes offered
 
 
 def test_models_page_leaves_out_vote_only_imported_models(annotator_client, tiny_contestant):

@@ -4,6 +4,15 @@ from django import forms
 
 from arena.models import Contestant
 from training.models import JudgeJobKind, RunKind
+from training.setting_fields import add_setting_fields, clean_settings, setting_groups
+
+
+class JudgeChoiceField(forms.ModelChoiceField):
+    """A reward model offered with its held-out accuracy, interval and pairs, and a warning
+    when that interval includes chance."""
+
+    def label_from_instance(self, obj) -> str:
+        return obj.choice_label
 
 
 class RunForm(forms.Form):
@@ -15,39 +24,67 @@ class RunForm(forms.Form):
         help_text="Any model with local weights, including earlier runs' results.",
     )
     snapshot = forms.ModelChoiceField(queryset=None, help_text="An immutable dataset snapshot.")
-    reward_model = forms.ModelChoiceField(
+    reward_model = JudgeChoiceField(
         queryset=None,
         required=False,
         to_field_name="name",
         help_text="PPO/GRPO: a trained reward model that scores the rollouts.",
     )
     verifier = forms.ChoiceField(required=False, help_text="PPO/GRPO: or a verifiable reward.")
-    eval_judge = forms.ModelChoiceField(
+    eval_judge = JudgeChoiceField(
         queryset=None,
         required=False,
         to_field_name="name",
         label="Evaluation judge",
-        help_text="Policy runs: a held-out reward model that judges the new policy against its "
-        "parent after training.",
+        help_text="Policy runs: a reward model that judges the new policy against its parent "
+        "after training. It must not have been trained on prompts of the run's snapshot.",
+    )
+    eval_suite = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        to_field_name="name",
+        label="Evaluation suite",
+        help_text="Policy runs, with an evaluation judge: the prompts both models answer. "
+        "Prompts of the run's snapshot are dropped (the report says how many).",
     )
     hyperparameters = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 4}),
+        label="Other settings (JSON)",
+        widget=forms.Textarea(attrs={"rows": 3}),
         initial="{}",
-        help_text='JSON, e.g. {"learning_rate": 5e-7, "num_epochs": 1, "beta": 0.1}',
+        help_text='Settings without a field above, e.g. {"lora": {"r": 16}, '
+        '"adam_betas": [0.9, 0.95]}.',
     )
 
     def __init__(self, *args, **kwargs):
         from annotation.models import DatasetSnapshot
+        from evaluation.models import Suite
         from training.models import RewardModel
         from training.services import loss_types, verifier_names
 
         super().__init__(*args, **kwargs)
         self.fields["reward_model"].queryset = RewardModel.objects.filter(is_active=True)
         self.fields["eval_judge"].queryset = RewardModel.objects.filter(is_active=True)
+        self.fields["eval_suite"].queryset = Suite.objects.order_by("name")
         self.fields["verifier"].choices = [("", "—")] + [(v, v) for v in verifier_names()]
         self.fields["snapshot"].queryset = DatasetSnapshot.objects.filter(status="ready")
         self.fields["loss_type"].choices = [("", "—")] + [(t, t) for t in loss_types()]
+        add_setting_fields(self)
+
+    @property
+    def setting_groups(self) -> tuple[list, list]:
+        return setting_groups(self)
+
+    @property
+    def run_fields(self) -> list:
+        """The fields above the settings: what to train, from what, judged how."""
+        return [self[name] for name in self.declared_fields if name != "hyperparameters"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if "hyperparameters" in data:
+            data["hyperparameters"] = clean_settings(self, data)
+        return data
 
     def clean_hyperparameters(self) -> dict:
         raw = (self.cleaned_data.get("hyperparameters") or "").strip() or "{}"

@@ -11,18 +11,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from annotation.models import Completion, Project, Ranking, RankingOrigin, ReviewStatus
 from arena.backends import GenerationError, LocalModelCache
 from arena.models import Battle, BattleSource, Contestant, GenerationStatus
-from core.queue import enqueue_on_commit, resend
+from core.jobs import job_claim, job_enqueue, job_fail, job_finish, job_heartbeat_thread
 from training.models import (
-    JobStatus,
     JudgeFlag,
     JudgeJob,
     JudgeJobKind,
@@ -280,8 +277,6 @@ def judge_job_create(
     user=None,
 ) -> JudgeJob:
     """Validate and queue scoring or flagging on the `gpu` queue."""
-    from training.tasks import judge_job_execute
-
     if not judge.is_active:
         raise JudgeError(f"Judge {judge.name} is not active.")
     if kind not in JudgeJobKind.values:
@@ -304,51 +299,24 @@ def judge_job_create(
             threshold=threshold,
             created_by=user if user is not None and user.is_authenticated else None,
         )
-        enqueue_on_commit(judge_job_execute, job.pk)
+        job_enqueue(job=job)
     return job
 
 
 def judge_job_execute(*, job_id: int) -> JudgeJob | None:
     """The worker's side. A job that is not queued (taken, finished) is left alone."""
-    now = timezone.now()
-    if not JudgeJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now
-    ):
+    if not job_claim(model=JudgeJob, pk=job_id):
         return None
     job = JudgeJob.objects.select_related("judge", "project").get(pk=job_id)
     try:
-        result = _job_work(job)
+        with job_heartbeat_thread(job):
+            result = _job_work(job)
     except Exception as exc:  # the job must end in a state that says what happened
         logger.exception("Judge job %s failed", job.pk)
-        job.status, job.error = JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        job_fail(job=job, error=f"{type(exc).__name__}: {exc}")
     else:
-        job.status, job.result = JobStatus.SUCCEEDED, result
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "error", "result", "finished_at"])
+        job_finish(job=job, result=result)
     return job
-
-
-def judge_jobs_requeue(*, queued_for_s: int = 300, running_for_s: int | None = None) -> int:
-    """Beat's sweep: send again the jobs still queued after `queued_for_s` (their message was
-    lost; a duplicate finds the job taken and does nothing), and fail those running longer than
-    JUDGE_JOB_TIMEOUT_S, whose worker died. Returns how many were touched."""
-    from django.conf import settings
-
-    from training.tasks import judge_job_execute
-
-    now = timezone.now()
-    running_for_s = running_for_s or settings.JUDGE_JOB_TIMEOUT_S
-    dead = JudgeJob.objects.filter(
-        status=JobStatus.RUNNING, started_at__lt=now - timedelta(seconds=running_for_s)
-    ).update(
-        status=JobStatus.FAILED,
-        finished_at=now,
-        error=f"The worker stopped: no result after {running_for_s} s. Start the job again.",
-    )
-    waiting = JudgeJob.objects.filter(
-        status=JobStatus.QUEUED, created_at__lt=now - timedelta(seconds=queued_for_s)
-    )
-    return dead + len(resend(judge_job_execute, waiting))
 
 
 def _job_work(job: JudgeJob) -> dict:
@@ -367,6 +335,28 @@ def _job_work(job: JudgeJob) -> dict:
 
 
 # --- Best of n --------------------------------------------------------------------------------
+def _best_of_n_settings(contestant, prompt, n, temperature, max_new_tokens, seed):
+    """The sampling settings of a best-of-n request, or JudgeError saying what is wrong."""
+    from training.core.evaluation import GenerationSettings
+
+    if not contestant.is_local:
+        raise JudgeError(f"{contestant.display_name} has no local weights to sample from.")
+    if not prompt.strip():
+        raise JudgeError("Write a prompt.")
+    if not 1 <= n <= BEST_OF_N_MAX:
+        raise JudgeError(f"n must be between 1 and {BEST_OF_N_MAX}.")
+    if temperature is None:  # a greedy contestant would give n equal answers
+        temperature = contestant.temperature or 0.7
+    if temperature <= 0:
+        raise JudgeError("Best-of-n needs sampling: the temperature must be above 0.")
+    return GenerationSettings(
+        max_new_tokens=max_new_tokens or contestant.max_new_tokens,
+        temperature=temperature,
+        top_p=contestant.top_p,
+        seed=seed,
+    )
+
+
 def judge_best_of_n(
     *,
     judge: RewardModel,
@@ -381,24 +371,9 @@ def judge_best_of_n(
     best first (`best` is the winner). Runs in this process, like `/v1/chat/completions`."""
     from arena.backends import with_system_prompt
     from arena.services import contestant_model_path
-    from training.core.evaluation import GenerationSettings, best_of_n
+    from training.core.evaluation import best_of_n
 
-    if not contestant.is_local:
-        raise JudgeError(f"{contestant.display_name} has no local weights to sample from.")
-    if not prompt.strip():
-        raise JudgeError("Write a prompt.")
-    if not 1 <= n <= BEST_OF_N_MAX:
-        raise JudgeError(f"n must be between 1 and {BEST_OF_N_MAX}.")
-    if temperature is None:  # a greedy contestant would give n equal answers
-        temperature = contestant.temperature or 0.7
-    if temperature <= 0:
-        raise JudgeError("Best-of-n needs sampling: the temperature must be above 0.")
-    settings = GenerationSettings(
-        max_new_tokens=max_new_tokens or contestant.max_new_tokens,
-        temperature=temperature,
-        top_p=contestant.top_p,
-        seed=seed,
-    )
+    settings = _best_of_n_settings(contestant, prompt, n, temperature, max_new_tokens, seed)
     messages = with_system_prompt([{"role": "user", "content": prompt}], contestant.system_prompt)
     path = contestant_model_path(contestant)
     with _best_of_n_lock:
@@ -424,7 +399,7 @@ def judge_best_of_n(
         "contestant": contestant.name,
         "prompt": prompt,
         "n": n,
-        "temperature": temperature,
+        "temperature": settings.temperature,
         "best": {"text": result.best.strip(), "score": result.best_score},
         "candidates": [{"text": text.strip(), "score": s} for text, s in ranked],
     }

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.utils import timezone
+
+from core.jobs import Job, JobQuerySet, JobStatus
 
 
 class RunKind(models.TextChoices):
@@ -17,19 +20,16 @@ class RunKind(models.TextChoices):
 RL_KINDS = ("ppo", "grpo")
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+# A run's status is the shared job status (core.jobs).
+RunStatus = JobStatus
 
 
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 class ReportStatus(models.TextChoices):
-    """The evaluation report of a policy run, written after training succeeds."""
+    """The evaluation report of a policy run as pages and the API name it (its job's status in
+    the report's own words)."""
 
     NONE = "", "No report"
     PENDING = "pending", "Being computed"
@@ -37,16 +37,20 @@ class ReportStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class TrainingRunQuerySet(models.QuerySet):
-    def active(self) -> TrainingRunQuerySet:
-        return self.filter(status__in=ACTIVE_STATUSES)
+REPORT_STATUS_OF = {
+    JobStatus.QUEUED: ReportStatus.PENDING,
+    JobStatus.RUNNING: ReportStatus.PENDING,
+    JobStatus.SUCCEEDED: ReportStatus.READY,
+    JobStatus.FAILED: ReportStatus.FAILED,
+    JobStatus.CANCELLED: ReportStatus.FAILED,
+}
 
-    def silent(self, *, since) -> TrainingRunQuerySet:
-        """Running runs whose worker has not reported since `since`: it died."""
-        return self.filter(status=RunStatus.RUNNING, heartbeat_at__lt=since)
+
+class TrainingRunQuerySet(JobQuerySet):
+    pass
 
 
-class TrainingRun(models.Model):
+class TrainingRun(Job):
     """One training job: what to train, from which model, on which immutable dataset snapshot,
     with which settings; its progress, metrics, log and result.
 
@@ -76,7 +80,17 @@ class TrainingRun(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Policy runs: a held-out reward model that judges the evaluation report.",
+        help_text="Policy runs: a reward model not trained on the run's prompts that judges "
+        "the evaluation report.",
+    )
+    eval_suite = models.ForeignKey(
+        "evaluation.Suite",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="training_runs",
+        help_text="Policy runs: the prompts of the evaluation report (those the run trains on "
+        "are dropped).",
     )
     verifier = models.CharField(
         max_length=50, blank=True, help_text="PPO/GRPO: a verifiable reward function."
@@ -88,9 +102,6 @@ class TrainingRun(models.Model):
         on_delete=models.SET_NULL,
         related_name="training_runs",
     )
-    status = models.CharField(
-        max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
-    )
     cancel_requested = models.BooleanField(default=False)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
@@ -98,8 +109,6 @@ class TrainingRun(models.Model):
     summary = models.JSONField(default=dict, blank=True, help_text="Final metrics.")
     log = models.TextField(blank=True)
     device = models.CharField(max_length=50, blank=True)
-    error = models.TextField(blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
     checkpoint_dir = models.CharField(max_length=500, blank=True)
     artifact_dir = models.CharField(max_length=500, blank=True)
     data_hash = models.CharField(max_length=64, blank=True)
@@ -111,16 +120,7 @@ class TrainingRun(models.Model):
         related_name="source_run",
         help_text="The policy this run produced, in the arena.",
     )
-    report_status = models.CharField(
-        max_length=10, choices=ReportStatus.choices, default=ReportStatus.NONE, blank=True
-    )
-    report = models.JSONField(
-        default=dict, blank=True, help_text="Policy runs: evaluation against the parent model."
-    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = TrainingRunQuerySet.as_manager()
 
@@ -136,8 +136,23 @@ class TrainingRun(models.Model):
         return f"{kind.upper() if kind == self.kind else kind} #{self.pk}"
 
     @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
+    def evaluation_report(self) -> EvaluationReport | None:
+        """Policy runs, once registered: the evaluation report's job."""
+        try:
+            return self.evaluation
+        except ObjectDoesNotExist:
+            return None
+
+    @property
+    def report_status(self) -> str:
+        report = self.evaluation_report
+        return REPORT_STATUS_OF[report.status] if report else ReportStatus.NONE
+
+    @property
+    def report(self) -> dict:
+        """Policy runs: evaluation against the parent model (or why there is none)."""
+        report = self.evaluation_report
+        return report.result if report else {}
 
     @property
     def progress_percent(self) -> int:
@@ -146,17 +161,27 @@ class TrainingRun(models.Model):
         return min(100, round(100 * self.step / self.total_steps))
 
     @property
-    def elapsed_s(self) -> float | None:
-        if not self.started_at:
-            return None
-        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
-
-    @property
     def eta_s(self) -> float | None:
         elapsed = self.elapsed_s
         if self.status != RunStatus.RUNNING or not elapsed or not self.step or not self.total_steps:
             return None
         return elapsed / self.step * (self.total_steps - self.step)
+
+
+class EvaluationReport(Job):
+    """The evaluation report of a policy run, a job of its own on the `gpu` queue, started when
+    the run registers its policy: its own attempts, heartbeat and error, so that a report that
+    fails or is lost never touches the run, which succeeded. `result` is the report."""
+
+    run = models.OneToOneField(TrainingRun, on_delete=models.CASCADE, related_name="evaluation")
+    result = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Report of run #{self.run_id} ({self.status})"
 
 
 class RewardModel(models.Model):
@@ -172,7 +197,12 @@ class RewardModel(models.Model):
     )
     path = models.CharField(max_length=500)
     is_active = models.BooleanField(default=True)
-    heldout_accuracy = models.FloatField(null=True, blank=True)
+    heldout_accuracy = models.FloatField(
+        null=True, blank=True, help_text="Accuracy on the pairs its training held out."
+    )
+    heldout_accuracy_low = models.FloatField(null=True, blank=True, help_text="95% Wilson.")
+    heldout_accuracy_high = models.FloatField(null=True, blank=True, help_text="95% Wilson.")
+    heldout_pairs = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -180,6 +210,60 @@ class RewardModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def heldout_text(self) -> str:
+        """ "held-out accuracy 0.58 [0.53, 0.63] on 400 pairs", or that none is known."""
+        if self.heldout_accuracy is None:
+            return "no held-out accuracy known"
+        text = f"held-out accuracy {self.heldout_accuracy:.2f}"
+        if self.heldout_accuracy_low is not None and self.heldout_accuracy_high is not None:
+            text += f" [{self.heldout_accuracy_low:.2f}, {self.heldout_accuracy_high:.2f}]"
+        if self.heldout_pairs:
+            text += f" on {self.heldout_pairs} pair{'s' if self.heldout_pairs != 1 else ''}"
+        return text
+
+    @property
+    def heldout_facts(self) -> dict:
+        """The held-out accuracy with its interval, text and warning, as the API and the run
+        reports give it."""
+        return {
+            "accuracy": self.heldout_accuracy,
+            "low": self.heldout_accuracy_low,
+            "high": self.heldout_accuracy_high,
+            "pairs": self.heldout_pairs,
+            "text": self.heldout_text,
+            "warning": self.heldout_warning,
+        }
+
+    @property
+    def heldout_warning(self) -> str:
+        """Why this judge's verdicts may be no better than a coin flip ("" when they are)."""
+        low, high = self.heldout_accuracy_low, self.heldout_accuracy_high
+        if self.heldout_accuracy is None:
+            return (
+                f"Judge {self.name} has no known held-out accuracy: nothing shows that its "
+                "verdicts are better than chance."
+            )
+        if low is None or high is None:
+            return (
+                f"Judge {self.name}'s held-out accuracy has no known interval: nothing shows "
+                "that its verdicts are better than chance."
+            )
+        if low <= 0.5 <= high:
+            return (
+                f"The 95% interval of judge {self.name}'s held-out accuracy "
+                f"[{low:.2f}, {high:.2f}] includes 0.5: it is not distinguishable from chance."
+            )
+        return ""
+
+    @property
+    def choice_label(self) -> str:
+        """How forms offer the judge: its name, held-out accuracy and any warning."""
+        label = f"{self.name} · {self.heldout_text}"
+        if self.heldout_warning:
+            label += " · ⚠ not shown to beat chance"
+        return label
 
 
 class JudgeScore(models.Model):
@@ -231,14 +315,7 @@ class JudgeJobKind(models.TextChoices):
     FLAG_RANKINGS = "flag_rankings", "Flag rankings the judge disagrees with"
 
 
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-
-
-class JudgeJob(models.Model):
+class JudgeJob(Job):
     """Background work of a judge (on the `gpu` queue): scoring battles or a project's
     candidates, or flagging a project's rankings; `result` holds what it did."""
 
@@ -250,27 +327,17 @@ class JudgeJob(models.Model):
     threshold = models.FloatField(
         null=True, blank=True, help_text="Flagging: the smallest reward margin that flags."
     )
-    status = models.CharField(
-        max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
-    )
     result = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} by {self.judge_id} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class JudgeFlag(models.Model):

@@ -30,8 +30,9 @@ def run_list(*, status: str = "", kind: str = ""):
     return qs
 
 
-def run_charts(run: TrainingRun, *, width: int = 360, height: int = 120) -> list[dict]:
-    """One small SVG line chart per reported metric: polyline points in pixels plus ranges."""
+def run_charts(run: TrainingRun) -> list[dict]:
+    """One chart per reported metric with at least two points: its steps and values (drawn by
+    static/js/run-charts.js) and its first, last, lowest and highest value."""
     charts = []
     for name in CHART_METRICS:
         points = [
@@ -41,28 +42,35 @@ def run_charts(run: TrainingRun, *, width: int = 360, height: int = 120) -> list
         ]
         if len(points) < 2:
             continue
-        xs, ys = [p[0] for p in points], [p[1] for p in points]
-        x0, x1 = min(xs), max(xs) or 1
-        y0, y1 = min(ys), max(ys)
-        span_x, span_y = (x1 - x0) or 1, (y1 - y0) or 1
-        inner_w, inner_h = width - 16, height - 16
-        pixels = " ".join(
-            f"{8 + (x - x0) / span_x * inner_w:.1f},{height - 8 - (y - y0) / span_y * inner_h:.1f}"
-            for x, y in points
-        )
+        ys = [p[1] for p in points]
         charts.append(
             {
                 "name": name,
-                "points": pixels,
+                "steps": [p[0] for p in points],
+                "values": ys,
                 "first": ys[0],
                 "last": ys[-1],
-                "min": y0,
-                "max": y1,
-                "width": width,
-                "height": height,
+                "min": min(ys),
+                "max": max(ys),
             }
         )
     return charts
+
+
+def run_settings(run: TrainingRun) -> list[dict]:
+    """The run's hyper-parameters as rows (name, value, whether it is the kind's default), the
+    ones chosen for this run first, then the defaults it ran with."""
+    from training.services import DEFAULTS
+
+    defaults = DEFAULTS.get(run.kind, {})
+    chosen = run.hyperparameters or {}
+    rows = [{"name": k, "value": v, "default": False} for k, v in sorted(chosen.items())]
+    rows += [
+        {"name": k, "value": v, "default": True}
+        for k, v in sorted(defaults.items())
+        if k not in chosen
+    ]
+    return rows
 
 
 def model_tree() -> list[dict]:

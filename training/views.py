@@ -35,7 +35,7 @@ def run_new(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            run = services.training_run_create(
+            run_request = services.run_request_build(
                 kind=data["kind"],
                 loss_type=data["loss_type"],
                 base_model=data["base_model"],
@@ -44,17 +44,20 @@ def run_new(request):
                 reward_model=data["reward_model"],
                 verifier=data["verifier"],
                 eval_judge=data["eval_judge"],
-                user=request.user,
+                eval_suite=data["eval_suite"],
             )
+        except services.RunSettingsError as exc:
+            form.add_error("hyperparameters", [f"{k}: {v}" for k, v in exc.errors.items()])
         except services.RunError as exc:
             form.add_error(None, str(exc))
         else:
+            run = services.training_run_create(request=run_request, user=request.user)
             return redirect("training:run", run_id=run.pk)
     status = 400 if request.method == "POST" else 200
     return render(
         request,
         "training/run_new.html",
-        {"form": form, "defaults": services.DEFAULTS},
+        {"form": form},
         status=status,
     )
 
@@ -64,13 +67,19 @@ def run_new(request):
 def run_detail(request, run_id: int):
     run = get_object_or_404(
         TrainingRun.objects.select_related(
-            "base_model", "snapshot", "result_contestant", "eval_judge"
+            "base_model",
+            "snapshot",
+            "result_contestant",
+            "eval_judge__run",
+            "eval_suite",
+            "evaluation",
         ),
         pk=run_id,
     )
     context = {
         "run": run,
         "charts": selectors.run_charts(run),
+        "settings": selectors.run_settings(run),
         "arena": selectors.run_arena(run),
     }
     template = "training/run.html#progress" if request.htmx else "training/run.html"

@@ -15,6 +15,7 @@ from annotation.models import (
     SnapshotSource,
     SnapshotStatus,
     SnapshotStyle,
+    TaskKind,
     TiesPolicy,
 )
 
@@ -105,6 +106,12 @@ class DemonstrationSerializer(serializers.ModelSerializer):
         ]
 
 
+class TaskNextSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=[("", "Mixed")] + TaskKind.choices, required=False, default=""
+    )
+
+
 class TaskSerializer(serializers.ModelSerializer):
     """A task as the annotator sees it: answers under letters, never their authors."""
 
@@ -166,6 +173,7 @@ class DatasetSerializer(serializers.ModelSerializer):
         slug_field="username", read_only=True, allow_null=True
     )
     downloads = serializers.SerializerMethodField()
+    built_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = DatasetSnapshot

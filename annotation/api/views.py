@@ -23,9 +23,16 @@ from annotation.api.serializers import (
     RankingSerializer,
     RankingSubmitSerializer,
     SkipSerializer,
+    TaskNextSerializer,
     TaskSerializer,
 )
-from annotation.imports import ImportRefused, parse_file, row_from_record
+from annotation.imports import (
+    ImportRefused,
+    UploadTooLarge,
+    parse_file,
+    row_from_record,
+    upload_read,
+)
 from annotation.models import Assignment, DatasetSnapshot, Project
 from annotation.services import TaskError
 from core.idempotency import idempotent
@@ -76,7 +83,7 @@ class PromptList(generics.ListAPIView):
             if d.get("file"):
                 upload = d["file"]
                 rows = parse_file(
-                    upload.read(),
+                    upload_read(upload),
                     filename=upload.name,
                     declared_format=d["format"],
                     instruction=d["instruction"],
@@ -88,7 +95,8 @@ class PromptList(generics.ListAPIView):
                 rows = [row_from_record(n, r) for n, r in enumerate(d["rows"], start=1)]
                 source = "api"
         except ImportRefused as exc:
-            return Response({"detail": str(exc), "line": exc.line}, status=400)
+            code = 413 if isinstance(exc, UploadTooLarge) else 400
+            return Response({"detail": str(exc), "line": exc.line}, status=code)
         result = services.prompts_import(
             project=project, rows=rows, source=source, user=request.user
         )
@@ -164,13 +172,21 @@ class LeaderboardView(APIView):
 
 
 class TaskNext(APIView):
-    """Claim (or resume) the caller's next task; 204 when the queue holds nothing for them."""
+    """Claim (or resume) the caller's next task; 204 when the queue holds nothing for them.
+    `kind` (`ranking` or `demonstration`) asks for one kind only; without it kinds alternate."""
 
     permission_classes = [ANNOTATE]
 
-    @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
+    @extend_schema(request=TaskNextSerializer, responses={200: TaskSerializer, 204: None})
     def post(self, request, slug: str):
-        assignment = services.task_next(project=_project(slug), user=request.user)
+        asked = TaskNextSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        try:
+            assignment = services.task_next(
+                project=_project(slug), user=request.user, kind=asked.validated_data["kind"]
+            )
+        except TaskError as exc:
+            return _error(exc)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(TaskSerializer(assignment).data)

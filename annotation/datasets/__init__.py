@@ -6,8 +6,9 @@ reads (see docs/datasets.md).
 JSONL and Parquet under `MEDIA_ROOT/datasets/<id>/`, then records the sha256 of the JSONL file
 (the content hash), the row count and the dataset card, and marks the snapshot ready, or failed
 with a readable error. A snapshot leaves `pending` once: it is never rebuilt or edited; a failed
-one is built again as a new snapshot (`snapshot_retry`). Beat fails builds whose worker died
-(`snapshots_reap_stale`) and re-sends builds whose message was lost (`snapshots_requeue`).
+one is built again as a new snapshot (`snapshot_retry`). The build is the snapshot's job
+(`core.jobs`): beat's job sweep fails builds whose worker died and re-sends builds whose
+message was lost.
 
 `export_to_files` is the same streaming export without a snapshot row, for
 `manage.py export_dataset` and `bench/export.py`.
@@ -20,12 +21,12 @@ from annotation.datasets.build import (
     export_to_files,
     snapshot_build,
     snapshot_create,
+    snapshot_download_name,
     snapshot_file,
     snapshot_folder,
     snapshot_list,
+    snapshot_preview,
     snapshot_retry,
-    snapshots_reap_stale,
-    snapshots_requeue,
 )
 from annotation.datasets.rows import (
     CHUNK,
@@ -62,10 +63,10 @@ __all__ = [
     "rankings_queryset",
     "snapshot_build",
     "snapshot_create",
+    "snapshot_download_name",
     "snapshot_file",
     "snapshot_folder",
     "snapshot_list",
+    "snapshot_preview",
     "snapshot_retry",
-    "snapshots_reap_stale",
-    "snapshots_requeue",
 ]

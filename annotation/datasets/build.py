@@ -1,6 +1,7 @@
 """The life of a snapshot: create (pending), build (building, then ready or failed, once),
-build again (a new snapshot with the same request), and beat's two safety nets: re-send builds
-whose message was lost, fail builds whose worker died.
+build again (a new snapshot with the same request). The build is the snapshot's job
+(`core.jobs`): claimed once, beating while it writes; beat's job sweep re-sends a build whose
+message was lost and fails one whose worker died.
 
 `export_to_files` is the streaming export itself, also used without a snapshot row by
 `manage.py export_dataset` and `bench/export.py`."""
@@ -8,17 +9,16 @@ whose message was lost, fail builds whose worker died.
 from __future__ import annotations
 
 import gc
+import json
 import shutil
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
+from django.utils.text import slugify
 
 from annotation.datasets.rows import (
     arena_rows,
@@ -29,7 +29,7 @@ from annotation.datasets.rows import (
 from annotation.datasets.spec import DatasetError, Spec, Stats, card_build, card_markdown
 from annotation.exports.writers import DatasetWriter, schema_for, sha256_file
 from annotation.models import DatasetSnapshot, SnapshotSource, SnapshotStatus, TiesPolicy
-from core.queue import enqueue_on_commit, resend
+from core.jobs import JobStatus, job_claim, job_enqueue, job_finish, job_heartbeat
 
 HEARTBEAT_EVERY_S = 5.0  # a build writes its heartbeat at most this often
 
@@ -37,8 +37,6 @@ HEARTBEAT_EVERY_S = 5.0  # a build writes its heartbeat at most this often
 def snapshot_create(*, name: str, spec: Spec, user=None) -> DatasetSnapshot:
     """Store a pending snapshot and build it in the background (the `default` queue)."""
     spec.check()
-    from annotation import tasks
-
     with transaction.atomic():
         snapshot = DatasetSnapshot.objects.create(
             name=(name or f"{spec.source}-{spec.format}")[:200],
@@ -51,7 +49,7 @@ def snapshot_create(*, name: str, spec: Spec, user=None) -> DatasetSnapshot:
             filters=spec.filters.as_json(),
             created_by=user,
         )
-        enqueue_on_commit(tasks.snapshot_build, snapshot.pk)
+        job_enqueue(job=snapshot)
     return snapshot
 
 
@@ -73,13 +71,9 @@ def snapshot_folder(snapshot: DatasetSnapshot) -> Path:
 
 
 def _claim(snapshot_id: int) -> bool:
-    """pending -> building, exactly once: a redelivered task finds nothing to do."""
-    return bool(
-        DatasetSnapshot.objects.filter(
-            pk=snapshot_id,
-            status=SnapshotStatus.PENDING,
-        ).update(status=SnapshotStatus.BUILDING, heartbeat_at=timezone.now())
-    )
+    """pending -> building, by one worker: a duplicate message finds nothing to do (a build
+    whose worker died is taken over by its redelivered message)."""
+    return job_claim(model=DatasetSnapshot, pk=snapshot_id)
 
 
 class _Reaped(Exception):
@@ -90,17 +84,15 @@ def _heartbeat(snapshot_id: int) -> Callable[[int], None]:
     """A progress callback that records rows written and a heartbeat, at most every few
     seconds, and stops the build if beat has failed it meanwhile."""
     last = time.monotonic()
+    snapshot = DatasetSnapshot(pk=snapshot_id)
 
     def beat(rows: int) -> None:
         nonlocal last
         if time.monotonic() - last < HEARTBEAT_EVERY_S:
             return
         last = time.monotonic()
-        alive = DatasetSnapshot.objects.filter(
-            pk=snapshot_id,
-            status=SnapshotStatus.BUILDING,
-        ).update(heartbeat_at=timezone.now(), row_count=rows)
-        if not alive:
+        progress = {"done": rows, "unit": "rows"}
+        if not job_heartbeat(job=snapshot, progress=progress, row_count=rows):
             raise _Reaped
 
     return beat
@@ -123,7 +115,7 @@ def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot:
             raise DatasetError("No rows match these filters.")
         files = {
             kind: {
-                "name": path.name,
+                "name": snapshot_download_name(snapshot, kind),
                 "bytes": path.stat().st_size,
                 "sha256": stats.content_hash if kind == "jsonl" else sha256_file(path),
             }
@@ -138,10 +130,10 @@ def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot:
     except Exception as exc:  # noqa: BLE001 - any failure becomes a readable state, not a hang
         shutil.rmtree(folder, ignore_errors=True)
         message = str(exc) if isinstance(exc, DatasetError) else f"{type(exc).__name__}: {exc}"
-        return _finish(snapshot, status=SnapshotStatus.FAILED, error=message[:2000], row_count=0)
+        return _finish(snapshot, status=JobStatus.FAILED, error=message[:2000], row_count=0)
     return _finish(
         snapshot,
-        status=SnapshotStatus.READY,
+        status=JobStatus.SUCCEEDED,
         content_hash=stats.content_hash,
         row_count=stats.rows,
         card=card,
@@ -154,48 +146,24 @@ def snapshot_build(*, snapshot_id: int) -> DatasetSnapshot:
 def _finish(snapshot: DatasetSnapshot, **outcome) -> DatasetSnapshot:
     """building -> ready or failed, only if the build is still ours (beat may have failed it
     while it was silent); a build that lost it leaves no files behind."""
-    outcome["built_at"] = timezone.now()
-    done = DatasetSnapshot.objects.filter(pk=snapshot.pk, status=SnapshotStatus.BUILDING).update(
-        **outcome
-    )
-    if not done:
+    if not job_finish(job=snapshot, **outcome):
         shutil.rmtree(snapshot_folder(snapshot), ignore_errors=True)
     snapshot.refresh_from_db()
     return snapshot
 
 
-def snapshots_reap_stale(*, older_than_s: int | None = None) -> int:
-    """Fail the builds that have made no progress for `DATASET_BUILD_STALE_AFTER_S` (their
-    worker died: a build writes a heartbeat every few seconds), so that nobody waits on them
-    forever; "Build again" makes a new snapshot of the same request."""
-    age = older_than_s if older_than_s is not None else settings.DATASET_BUILD_STALE_AFTER_S
-    cutoff = timezone.now() - timedelta(seconds=age)
-    silent = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
-    reaped = 0
-    for snapshot in DatasetSnapshot.objects.filter(silent, status=SnapshotStatus.BUILDING):
-        # One conditional update each: a build that has just beaten is left alone.
-        if DatasetSnapshot.objects.filter(
-            silent, pk=snapshot.pk, status=SnapshotStatus.BUILDING
-        ).update(
-            status=SnapshotStatus.FAILED,
-            built_at=timezone.now(),
-            row_count=0,
-            error=f"The build stopped making progress (no sign of life for {age} s: its "
-            "worker probably died). Build it again.",
-        ):
-            shutil.rmtree(snapshot_folder(snapshot), ignore_errors=True)
-            reaped += 1
-    return reaped
+def snapshot_download_name(snapshot: DatasetSnapshot, kind: str) -> str:
+    """The name a snapshot's file downloads as, and the one its card's snippet loads: saved
+    side by side, the card and its data form a Hugging Face dataset folder as they are."""
+    if kind == "card":
+        return "README.md"
+    return f"{slugify(snapshot.name) or 'dataset'}-{snapshot.pk}.{kind}"
 
 
-def snapshots_requeue(*, older_than_s: int = 120) -> int:
-    """Send again the builds still pending after `older_than_s` (their message was lost, e.g.
-    to a broker outage); claiming is exclusive, so a duplicate does nothing."""
-    from annotation.tasks import snapshot_build as build_task
-
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    waiting = DatasetSnapshot.objects.filter(status=SnapshotStatus.PENDING, created_at__lt=cutoff)
-    return len(resend(build_task, waiting, limit=100))
+def snapshot_preview(*, snapshot: DatasetSnapshot, rows: int = 5) -> list[dict]:
+    """The first rows of a ready snapshot, as its JSONL file holds them."""
+    with snapshot_file(snapshot=snapshot, kind="jsonl").open(encoding="utf-8") as lines:
+        return [json.loads(line) for _, line in zip(range(rows), lines, strict=False)]
 
 
 def snapshot_file(*, snapshot: DatasetSnapshot, kind: str) -> Path:

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from django.db import connection
-from django.db.models import Avg, TextField
-from django.db.models.functions import Cast
+from django.db.models import Avg, TextField, Value
+from django.db.models.functions import Cast, Coalesce
 
 from annotation import quality
 from annotation.datasets.columns import AnswerColumns, PairColumns, Unit
@@ -28,6 +28,7 @@ from annotation.models import (
     TiesPolicy,
 )
 from arena.models import Contestant
+from core.keyset import keyset_chunks
 
 CHUNK = 1000  # rankings per database round trip: bounds memory, amortises the lookups
 
@@ -86,25 +87,25 @@ def _judgments(queryset) -> Iterator[list[Judgment]]:
     """The rankings of `queryset` ordered by prompt and item, `CHUNK * 2` at a time. The JSON
     columns come as text and each chunk's are decoded in one `json.loads` call: Django's
     per-value converters, or a call per value, cost more than the rest of the read."""
-    rows = (
-        queryset.order_by("prompt_id", "item_id", "id")
-        .annotate(
-            groups_text=Cast("groups", TextField()),
-            labels_text=Cast("labels", TextField()),
-        )
-        .values_list(
-            "id",
-            "prompt_id",
-            "item_id",
-            "annotator__username",
-            "groups_text",
-            "labels_text",
-            "guidelines_version",
-            "all_bad",
-        )
-        .iterator(chunk_size=CHUNK * 2)
+    rows = queryset.annotate(
+        # Rankings without an item sort first on every database (NULLs do not).
+        item_key=Coalesce("item_id", Value(0)),
+        groups_text=Cast("groups", TextField()),
+        labels_text=Cast("labels", TextField()),
+    ).values_list(
+        "id",
+        "prompt_id",
+        "item_id",
+        "annotator__username",
+        "groups_text",
+        "labels_text",
+        "guidelines_version",
+        "all_bad",
     )
-    while chunk := list(itertools.islice(rows, CHUNK * 2)):
+    chunks = keyset_chunks(
+        rows, keys=("prompt_id", "item_key", "id"), key_of=_judgment_key, size=CHUNK * 2
+    )
+    for chunk in chunks:
         ids, prompt_ids, item_ids, who, groups, labels, versions, all_bad = zip(*chunk, strict=True)
         yield list(
             map(
@@ -119,6 +120,10 @@ def _judgments(queryset) -> Iterator[list[Judgment]]:
                 all_bad,
             )
         )
+
+
+def _judgment_key(row: tuple) -> tuple:
+    return (row[1], row[2] or 0, row[0])
 
 
 def _json_list(texts) -> list:
@@ -425,7 +430,7 @@ def _kto_rows(spec, groups, judgments, answers, messages, base, stats):
 
 def demonstration_rows(spec: Spec, stats: Stats) -> Iterator[dict]:
     qs = judgment_filters(Demonstration.objects.filter(project=spec.project).live(), spec)
-    rows = qs.order_by("prompt_id", "id").values_list(
+    rows = qs.values_list(
         "id",
         "prompt_id",
         "annotator__username",
@@ -437,9 +442,20 @@ def demonstration_rows(spec: Spec, stats: Stats) -> Iterator[dict]:
         "source",
     )
     last_prompt = None
-    for pk, prompt_id, who, text, edited, version, messages, category, source in rows.iterator(
-        chunk_size=CHUNK
-    ):
+    chunks = keyset_chunks(
+        rows, keys=("prompt_id", "id"), key_of=lambda row: (row[1], row[0]), size=CHUNK
+    )
+    for (
+        pk,
+        prompt_id,
+        who,
+        text,
+        edited,
+        version,
+        messages,
+        category,
+        source,
+    ) in itertools.chain.from_iterable(chunks):
         who = who or (f"{IMPORTED} {source}".strip() if source else IMPORTED)
         if prompt_id != last_prompt:
             stats.prompts, last_prompt = stats.prompts + 1, prompt_id

@@ -44,6 +44,10 @@ class Filters:
 
     @classmethod
     def parse(cls, raw: dict | None) -> Filters:
+        """Filters from a request, strictly typed: a wrong type is refused, never coerced
+        (a string "false" is not true; a string of categories is not a list of letters)."""
+        if raw is not None and not isinstance(raw, dict):
+            raise DatasetError("filters must be an object of name: value.")
         raw = dict(raw or {})
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
@@ -52,13 +56,11 @@ class Filters:
             out = cls(
                 date_from=_date(raw.get("date_from")),
                 date_to=_date(raw.get("date_to")),
-                accepted_only=bool(raw.get("accepted_only", False)),
+                accepted_only=_flag(raw.get("accepted_only", False), "accepted_only"),
                 min_agreement=_share(raw.get("min_agreement"), "min_agreement"),
                 gold_min=_share(raw.get("gold_min"), "gold_min"),
-                categories=tuple(sorted(str(c) for c in raw.get("categories") or [] if c)),
-                guidelines_versions=tuple(
-                    sorted(int(v) for v in raw.get("guidelines_versions") or [])
-                ),
+                categories=tuple(sorted(_strings(raw.get("categories"), "categories"))),
+                guidelines_versions=tuple(sorted(_versions(raw.get("guidelines_versions")))),
             )
         except (TypeError, ValueError) as exc:
             raise DatasetError(f"Bad filter: {exc}") from None
@@ -90,10 +92,48 @@ def _date(value) -> date | None:
 def _share(value, name: str) -> float | None:
     if value in (None, ""):
         return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{name} must be a number in 0..1; got {value!r}")
     number = float(value)
-    if not 0.0 <= number <= 1.0:
+    if not 0.0 <= number <= 1.0:  # NaN fails this too
         raise ValueError(f"{name} must lie in 0..1")
     return number
+
+
+def _flag(value, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"{name} must be true or false; got {value!r}")
+
+
+def _strings(value, name: str) -> list[str]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list of names; got {value!r}")
+    return [v for v in value if v]
+
+
+# Guideline versions are small positive counters (a PositiveIntegerField).
+VERSION_MAX = 2**31 - 1
+
+
+def _versions(value) -> list[int]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"guidelines_versions must be a list of numbers; got {value!r}")
+    out = []
+    for v in value:
+        integral = isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+        if isinstance(v, bool) or not integral or not 1 <= v <= VERSION_MAX:
+            raise ValueError(
+                f"guidelines_versions must be whole numbers from 1 to {VERSION_MAX}; got {v!r}"
+            )
+        out.append(int(v))
+    return out
 
 
 # --------------------------------------------------------------------------- the request

@@ -45,6 +45,30 @@ SINGLE_PROVENANCE = [
     ("guidelines_version", pa.int64()),
     ("category", pa.string()),
 ]
+_COUNTS = {
+    "header_count": [f"h{k}" for k in range(1, 7)],
+    "list_count": ["ordered", "unordered"],
+    "bold_count": ["**", "__"],
+}
+# The public arena files' conv_metadata (see arena.conv_metadata).
+CONV_METADATA = pa.struct(
+    [
+        (name, pa.int64())
+        for name in (
+            "sum_user_tokens",
+            "sum_assistant_a_tokens",
+            "sum_assistant_b_tokens",
+            "context_a_tokens",
+            "context_b_tokens",
+            "turns",
+        )
+    ]
+    + [
+        (f"{group}_{side}", pa.struct([(key, pa.int64()) for key in keys]))
+        for side in "ab"
+        for group, keys in _COUNTS.items()
+    ]
+)
 ARENA = [
     ("question_id", pa.string()),
     ("model_a", pa.string()),
@@ -56,6 +80,7 @@ ARENA = [
     ("tstamp", pa.float64()),
     ("conversation_a", MESSAGES),
     ("conversation_b", MESSAGES),
+    ("conv_metadata", CONV_METADATA),
     ("counted", pa.bool_()),
     ("excluded_reason", pa.string()),
 ]
@@ -93,10 +118,10 @@ def schema_for(
 
 
 class DatasetWriter:
-    """Write the same rows to JSONL and/or Parquet in one pass.
+    """Write the same rows to JSONL, one JSON array and/or Parquet in one pass.
 
-    `paths` maps "jsonl"/"parquet" to files. Rows are buffered `batch_size` at a time and turned
-    into one Arrow record batch (column by column, which is far quicker than row by row). The
+    `paths` maps "jsonl"/"json"/"parquet" to files. Rows are buffered `batch_size` at a time and
+    turned into one Arrow record batch (column by column, which is far quicker than row by row). The
     JSONL bytes are hashed as they are written (`jsonl_sha256` once closed), so a large file is
     never read back to be hashed. `progress(rows written)` is called after every batch."""
 
@@ -114,10 +139,14 @@ class DatasetWriter:
         self.jsonl_sha256: str | None = None
         self._buffer: list[dict] = []
         self._jsonl: IO[bytes] | None = None
+        self._array: IO[bytes] | None = None
         self._digest = hashlib.sha256()
         self._parquet: pq.ParquetWriter | None = None
         if "jsonl" in paths:
             self._jsonl = open(paths["jsonl"], "wb")  # noqa: SIM115
+        if "json" in paths:
+            self._array = open(paths["json"], "wb")  # noqa: SIM115
+            self._array.write(b"[")
         if "parquet" in paths:
             # Min/max statistics only for ids, numbers and flags: on long texts they cost a
             # good share of the write and no reader filters on them.
@@ -150,7 +179,7 @@ class DatasetWriter:
             schema=self.schema,
         )
         self.rows += batch.num_rows
-        if self._jsonl is not None:
+        if self._jsonl is not None or self._array is not None:
             # Column by column, then zipped: quicker than `to_pylist()`'s per-row conversion.
             names, dumps = self.names, json.dumps
             columns = [column.to_pylist() for column in batch.columns]
@@ -170,7 +199,7 @@ class DatasetWriter:
         if not rows:
             return
         self.rows += len(rows)
-        if self._jsonl is not None:
+        if self._jsonl is not None or self._array is not None:
             dumps = json.dumps
             self._write_jsonl(
                 "".join(
@@ -185,15 +214,23 @@ class DatasetWriter:
             self.progress(self.rows)
 
     def _write_jsonl(self, text: str) -> None:
+        """Records a line; into the JSON array too (separated by commas), when asked for."""
         data = text.encode("utf-8")
-        self._digest.update(data)
-        self._jsonl.write(data)
+        if self._jsonl is not None:
+            self._digest.update(data)
+            self._jsonl.write(data)
+        if self._array is not None and data:
+            lead = b"\n" if self._array.tell() == 1 else b",\n"
+            self._array.write(lead + data.rstrip(b"\n").replace(b"\n", b",\n"))
 
     def close(self) -> int:
         self.flush()
         if self._jsonl is not None:
             self._jsonl.close()
             self.jsonl_sha256 = self._digest.hexdigest()
+        if self._array is not None:
+            self._array.write(b"\n]\n")
+            self._array.close()
         if self._parquet is not None:
             self._parquet.close()
         return self.rows

@@ -3,44 +3,31 @@
 Any client that speaks the OpenAI API (the `openai` package, LangChain, another instance of this
 platform) can call `POST /v1/chat/completions` with `model` set to a contestant's name and an API
 token from the platform as the bearer key.
+
+The answer is a `Generation` on the `generate` queue, like the arena's: this process queues it
+and reads its row until a worker has answered (or streams the partial answer with
+`stream: true`, `openai_stream.py`); it never loads a model. What the request may hold and the
+errors' shape are in `openai_request.py`.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-
+from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from arena import backends, selectors, services
-from arena.api.serializers import MessageSerializer
-from arena.backends import GenerationError
-from arena.models import Contestant
-
-
-class ChatCompletionRequest(serializers.Serializer):
-    model = serializers.CharField(max_length=100)
-    messages = MessageSerializer(many=True, allow_empty=False, max_length=200)
-    temperature = serializers.FloatField(min_value=0, max_value=2, required=False, allow_null=True)
-    top_p = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True)
-    max_tokens = serializers.IntegerField(
-        min_value=1, max_value=8192, required=False, allow_null=True
-    )
-    max_completion_tokens = serializers.IntegerField(
-        min_value=1, max_value=8192, required=False, allow_null=True
-    )
-    seed = serializers.IntegerField(required=False, allow_null=True)
-    n = serializers.IntegerField(min_value=1, max_value=1, required=False, default=1)
-    stream = serializers.BooleanField(required=False, default=False)
-
-    def validate_stream(self, value: bool) -> bool:
-        if value:
-            raise serializers.ValidationError("Streaming is not offered; send stream=false.")
-        return value
-
+from arena import backends, limits, selectors, services
+from arena.api.openai_request import (
+    ChatCompletionRequest,
+    OpenAIError,
+    OpenAIErrorsMixin,
+    refuse_unsupported,
+)
+from arena.api.openai_stream import stream_response
+from arena.api.serializers import check_max_new_tokens
+from arena.models import Contestant, Generation, GenerationStatus
 
 _COMPLETION_SCHEMA = inline_serializer(
     "ChatCompletion",
@@ -55,84 +42,124 @@ _COMPLETION_SCHEMA = inline_serializer(
 )
 
 
-class _OpenAIErrorsMixin:
-    """Errors in the shape OpenAI clients parse: {"error": {"message", "type", "param", "code"}}."""
+class ChatCompletionsView(OpenAIErrorsMixin, APIView):
+    """Queues the answer as a `Generation` on the `generate` workers and waits for it: the web
+    process never loads a model."""
 
-    def handle_exception(self, exc):
-        response = super().handle_exception(exc)
-        detail = response.data
-        param = None
-        if isinstance(detail, dict) and "detail" not in detail and detail:
-            param, messages = next(iter(detail.items()))
-            message = f"{param}: {_first_message(messages)}"
-        else:
-            message = _first_message(detail)
-        kind = "invalid_request_error" if response.status_code < 500 else "server_error"
-        if response.status_code in (401, 403):
-            kind = "authentication_error" if response.status_code == 401 else "permission_error"
-        response.data = {"error": {"message": message, "type": kind, "param": param, "code": None}}
-        return response
-
-
-def _first_message(detail) -> str:
-    if isinstance(detail, dict):
-        return _first_message(detail.get("detail", next(iter(detail.values()), "")))
-    if isinstance(detail, list):
-        return _first_message(detail[0]) if detail else ""
-    return str(detail)
-
-
-class ChatCompletionsView(_OpenAIErrorsMixin, APIView):
     @extend_schema(request=ChatCompletionRequest, responses={200: _COMPLETION_SCHEMA})
     def post(self, request):
+        refuse_unsupported(request.data)
         data = ChatCompletionRequest(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         contestant = selectors.contestant_get_servable(name=values["model"])
         if contestant is None:
-            raise exceptions.NotFound(f"The model {values['model']!r} is not served here.")
-        try:
-            messages = backends.validate_messages([dict(m) for m in values["messages"]])
-        except ValueError as exc:
-            raise exceptions.ValidationError({"messages": [str(exc)]}) from None
-        overrides = {
-            "temperature": values.get("temperature"),
-            "top_p": values.get("top_p"),
-            "max_new_tokens": values.get("max_completion_tokens") or values.get("max_tokens"),
-            "seed": values.get("seed"),
-        }
-        try:
-            output = services.contestant_generate(
-                contestant=contestant, messages=messages, overrides=overrides
+            raise OpenAIError(
+                f"The model {values['model']!r} is not served here.",
+                status_code=status.HTTP_404_NOT_FOUND,
+                code="model_not_found",
+                param="model",
             )
-        except GenerationError as exc:
-            return Response(
-                {
-                    "error": {
-                        "message": str(exc),
-                        "type": "server_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        _check(request, contestant, values)
+        if not limits.v1_wait_take():
+            raise OpenAIError(
+                "The server is busy answering other requests; please retry.",
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                kind="server_error",
+                code="overloaded",
+                headers={"Retry-After": "1"},
             )
-        return Response(_completion_body(contestant, output))
+        try:
+            generation = _queue(request, contestant, values)
+            if values.get("stream"):
+                options = values.get("stream_options") or {}
+                response = stream_response(request, generation, bool(options.get("include_usage")))
+                # The place is held until the stream ends (closed by the server).
+                response._resource_closers.append(limits.v1_wait_release)
+                return response
+        except BaseException:
+            limits.v1_wait_release()
+            raise
+        try:
+            generation = services.generation_wait(
+                generation=generation, timeout_s=settings.V1_GENERATION_WAIT_S
+            )
+        finally:
+            limits.v1_wait_release()
+        return _answer(request, generation)
 
 
-def _completion_body(contestant: Contestant, output: backends.GenerationOutput) -> dict:
-    prompt_tokens = output.prompt_tokens or 0
-    completion_tokens = output.completion_tokens or 0
+def _check(request, contestant: Contestant, values: dict) -> None:
+    """Check the request against the contestant and the user's allowance."""
+    for field in ("max_completion_tokens", "max_tokens"):
+        try:
+            check_max_new_tokens(contestant, values.get(field))
+        except serializers.ValidationError as exc:
+            raise exceptions.ValidationError({field: exc.detail}) from None
+    try:
+        backends.validate_messages([dict(m) for m in values["messages"]])
+    except ValueError as exc:
+        raise exceptions.ValidationError({"messages": [str(exc)]}) from None
+    wait = limits.generation_rate_wait(request.user)
+    if wait:
+        raise OpenAIError(
+            limits.rate_message(wait),
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            kind="rate_limit_exceeded",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def _queue(request, contestant: Contestant, values: dict) -> Generation:
+    messages = [dict(m) for m in values["messages"]]
+    overrides = {
+        "temperature": values.get("temperature"),
+        "top_p": values.get("top_p"),
+        "max_new_tokens": values.get("max_completion_tokens") or values.get("max_tokens"),
+        "seed": values.get("seed"),
+        "stop": values.get("stop") or None,
+    }
+    return services.generation_request(
+        contestant=contestant, messages=messages, user=request.user, overrides=overrides
+    )
+
+
+def _answer(request, generation: Generation) -> Response:
+    if generation.status == GenerationStatus.SUCCEEDED:
+        return Response(_completion_body(generation))
+    if generation.is_active:
+        cancelled = services.generation_abandon(generation=generation)
+        state = "no worker took it" if cancelled else f"it is still running (#{generation.pk})"
+        raise OpenAIError(
+            f"No answer within {settings.V1_GENERATION_WAIT_S} s: {state}.",
+            status_code=status.HTTP_504_GATEWAY_TIMEOUT,
+            kind="timeout",
+            code="timeout",
+        )
+    # The reason may name a folder on the server: logged by the worker, shown to admins only.
+    detail = generation.error if selectors.user_sees_internals(request.user) else ""
+    raise OpenAIError(
+        detail or "The model failed to answer; please retry.",
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        kind="server_error",
+        code=None,
+    )
+
+
+def _completion_body(generation: Generation) -> dict:
+    prompt_tokens = generation.prompt_tokens or 0
+    completion_tokens = generation.completion_tokens or 0
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "id": completion_id(generation),
         "object": "chat.completion",
-        "created": int(time.time()),
-        "model": contestant.name,
+        "created": int(generation.created_at.timestamp()),
+        "model": generation.contestant.name,
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": output.text},
-                "finish_reason": output.finish_reason,
+                "message": {"role": "assistant", "content": generation.output},
+                "finish_reason": generation.finish_reason or "stop",
             }
         ],
         "usage": {
@@ -143,7 +170,12 @@ def _completion_body(contestant: Contestant, output: backends.GenerationOutput) 
     }
 
 
-class ModelsView(_OpenAIErrorsMixin, APIView):
+def completion_id(generation: Generation) -> str:
+    """The completion's id names its generation (readable in /api/generations/ by its owner)."""
+    return f"chatcmpl-{generation.pk}"
+
+
+class ModelsView(OpenAIErrorsMixin, APIView):
     @extend_schema(
         responses={
             200: inline_serializer(

@@ -1,7 +1,49 @@
+from django.conf import settings
 from rest_framework import serializers
 
+from arena import selectors
 from arena.backends import ROLES
 from arena.models import Contestant, Generation
+
+# How a contestant is served and how it decodes: admins only. A system prompt or an endpoint
+# would tie a battle's answers to a model; a folder or URL describes the servers.
+CONTESTANT_INTERNAL_FIELDS = (
+    "model_path",
+    "endpoint_url",
+    "endpoint_model",
+    "request_timeout_s",
+    "max_retries",
+    "system_prompt",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+)
+
+
+def _sees_internals(serializer: serializers.BaseSerializer) -> bool:
+    request = serializer.context.get("request")
+    return request is not None and selectors.user_sees_internals(request.user)
+
+
+# torch.manual_seed takes a 64-bit seed; a non-negative one means the same on every backend.
+SEED_MAX = 2**63 - 1
+
+
+def seed_field(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=0, max_value=SEED_MAX, **kwargs)
+
+
+def max_new_tokens_cap(contestant: Contestant) -> int:
+    """The most new tokens a request may ask of this contestant."""
+    return max(settings.GENERATION_MAX_NEW_TOKENS, contestant.max_new_tokens)
+
+
+def check_max_new_tokens(contestant: Contestant, value: int | None) -> None:
+    cap = max_new_tokens_cap(contestant)
+    if value is not None and value > cap:
+        raise serializers.ValidationError(
+            [f"Ensure this value is less than or equal to {cap} for {contestant.name}."]
+        )
 
 
 class ContestantSerializer(serializers.ModelSerializer):
@@ -36,6 +78,13 @@ class ContestantSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "created_at"]
 
+    def to_representation(self, instance) -> dict:
+        data = super().to_representation(instance)
+        if not _sees_internals(self):
+            for name in CONTESTANT_INTERNAL_FIELDS:
+                data.pop(name, None)
+        return data
+
     def validate(self, attrs):
         # Run the model's own cross-field checks (backend needs its fields) on the merged values.
         instance = Contestant(**{**self._current_values(), **attrs})
@@ -66,7 +115,14 @@ class GenerationCreateSerializer(serializers.Serializer):
     temperature = serializers.FloatField(min_value=0, max_value=2, required=False)
     top_p = serializers.FloatField(min_value=0, max_value=1, required=False)
     max_new_tokens = serializers.IntegerField(min_value=1, max_value=8192, required=False)
-    seed = serializers.IntegerField(required=False)
+    seed = seed_field(required=False)
+
+    def validate(self, attrs):
+        try:
+            check_max_new_tokens(attrs["contestant"], attrs.get("max_new_tokens"))
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"max_new_tokens": exc.detail}) from None
+        return attrs
 
 
 class GenerationSerializer(serializers.ModelSerializer):
@@ -93,6 +149,16 @@ class GenerationSerializer(serializers.ModelSerializer):
             "latency_s",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance) -> dict:
+        data = super().to_representation(instance)
+        if not _sees_internals(self):
+            # The settings copy the contestant's system prompt and decoding; a failure's reason
+            # may name an endpoint or a folder.
+            data.pop("settings", None)
+            if data["error"]:
+                data["error"] = selectors.ANSWER_FAILED
+        return data
 
 
 class BattleCreateSerializer(serializers.Serializer):
@@ -124,6 +190,10 @@ class _TurnSerializer(serializers.Serializer):
     b = _AnswerSerializer(allow_null=True)
 
 
+def _answer_error(error: str, details: bool) -> str:
+    return error if details or not error else selectors.ANSWER_FAILED
+
+
 class BattleSerializer(serializers.Serializer):
     """A battle as its voter sees it: `model_a`/`model_b` are null until they may be known."""
 
@@ -152,6 +222,7 @@ class BattleSerializer(serializers.Serializer):
         from arena.selectors import battle_turns
 
         turns = battle_turns(battle=battle)
+        details = _sees_internals(self)
         pending = any(not g.is_finished for g in turns[-1].generations()) if turns else False
 
         def answer(generation, last: bool):
@@ -161,7 +232,7 @@ class BattleSerializer(serializers.Serializer):
             return {
                 "status": "pending" if hidden else generation.status,
                 "output": "" if hidden else generation.output,
-                "error": "" if hidden else generation.error,
+                "error": "" if hidden else _answer_error(generation.error, details),
             }
 
         return [
@@ -216,4 +287,8 @@ class LeaderboardSerializer(serializers.Serializer):
     battles = serializers.IntegerField()
     bootstrap_rounds = serializers.IntegerField()
     style_coefficients = serializers.DictField(child=serializers.FloatField())
-    rows = LeaderboardRowSerializer(many=True)
+    style_battles = serializers.IntegerField(help_text="Battles that carry style features.")
+    rows = LeaderboardRowSerializer(many=True, help_text="Models with at least ARENA_MIN_VOTES.")
+    provisional = LeaderboardRowSerializer(
+        many=True, help_text="Models with fewer votes, ranked among themselves."
+    )

@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -8,7 +10,7 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from arena import battles, selectors, services
+from arena import battles, limits, selectors, services
 from arena.api.serializers import (
     BattleCreateSerializer,
     BattleSerializer,
@@ -20,16 +22,28 @@ from arena.api.serializers import (
 )
 from arena.battles import Actor, BattleError
 from arena.models import Battle, Generation
+from core.client import client_address
 from core.idempotency import idempotent
 from core.permissions import HasRole
 from core.roles import Role
 
 
+@contextmanager
+def _model_errors_as_400():
+    """A model validation error raised by a service is the client's mistake: a 400 naming it."""
+    try:
+        yield
+    except DjangoValidationError as exc:
+        raise ValidationError(exc.message_dict) from None
+
+
 class ContestantViewSet(viewsets.ModelViewSet):
-    """The model registry. Everyone signed in can read it; admins change it."""
+    """The model registry. Everyone signed in reads names and descriptions; admins also read
+    how each model is served and decodes, and change it."""
 
     serializer_class = ContestantSerializer
     lookup_field = "name"
+    lookup_value_regex = r"[^/]+"  # names may hold dots (`gpt-4.1`)
 
     def get_queryset(self):
         return selectors.contestant_list()
@@ -42,6 +56,24 @@ class ContestantViewSet(viewsets.ModelViewSet):
     @idempotent
     def create(self, request, *args, **kwargs):
         return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer):
+        with _model_errors_as_400():
+            serializer.instance = services.contestant_create(**serializer.validated_data)
+
+    def perform_update(self, serializer):
+        with _model_errors_as_400():
+            serializer.instance = services.contestant_update(
+                contestant=serializer.instance, **serializer.validated_data
+            )
+
+    @extend_schema(responses={204: None, 409: None})
+    def destroy(self, request, *args, **kwargs):
+        try:
+            services.contestant_delete(contestant=self.get_object())
+        except services.ContestantInUse as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class GenerationViewSet(
@@ -56,10 +88,9 @@ class GenerationViewSet(
     serializer_class = GenerationSerializer
 
     def get_queryset(self):
-        qs = Generation.objects.select_related("contestant")
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
-            return qs.none()
-        return qs if self.request.user.is_staff else qs.filter(requested_by=self.request.user)
+            return Generation.objects.none()
+        return selectors.generation_list_for_user(user=self.request.user)
 
     @extend_schema(request=GenerationCreateSerializer, responses={202: GenerationSerializer})
     @idempotent
@@ -69,6 +100,13 @@ class GenerationViewSet(
         values = dict(data.validated_data)
         contestant = values.pop("contestant")
         messages = [dict(m) for m in values.pop("messages")]
+        wait = limits.generation_rate_wait(request.user)
+        if wait:
+            return Response(
+                {"detail": limits.rate_message(wait)},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(wait)},
+            )
         try:
             with transaction.atomic():
                 generation = services.generation_request(
@@ -76,11 +114,12 @@ class GenerationViewSet(
                 )
         except ValueError as exc:
             raise ValidationError({"messages": [str(exc)]}) from None
-        return Response(GenerationSerializer(generation).data, status=status.HTTP_202_ACCEPTED)
+        body = self.get_serializer(generation).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 def _api_actor(request) -> Actor:
-    return Actor(user=request.user, ip=request.META.get("REMOTE_ADDR"))
+    return Actor(user=request.user, ip=client_address(request))
 
 
 def _refusal(exc: BattleError) -> Response:
@@ -107,7 +146,7 @@ class BattleViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
             battle = selectors.battle_get_for_user(public_id=public_id, user_id=request.user.pk)
         except (Battle.DoesNotExist, DjangoValidationError):
             raise NotFound("No battle of yours has this id.") from None
-        return Response(BattleSerializer(battle).data)
+        return Response(BattleSerializer(battle, context={"request": request}).data)
 
     @extend_schema(request=BattleCreateSerializer, responses={201: BattleSerializer})
     @idempotent
@@ -127,7 +166,10 @@ class BattleViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
             raise ValidationError({"prompt": [str(exc)]}) from None
         except BattleError as exc:
             return _refusal(exc)
-        return Response(BattleSerializer(battle).data, status=status.HTTP_201_CREATED)
+        return Response(
+            BattleSerializer(battle, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
     @extend_schema(request=VoteSerializer, responses={200: BattleSerializer})
     @action(detail=True, methods=["post"])
@@ -147,7 +189,7 @@ class BattleViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
             raise NotFound("No battle of yours has this id.") from None
         except BattleError as exc:
             return _refusal(exc)
-        return Response(BattleSerializer(battle).data)
+        return Response(BattleSerializer(battle, context={"request": request}).data)
 
 
 def _flag(request, name: str) -> bool:

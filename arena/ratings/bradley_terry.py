@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, sparse, special
-from scipy.sparse import csgraph
+from scipy import special
 
 from arena.ratings.common import AUTO_L2, INITIAL_RATING, NAT, Array, CountTable
 
@@ -98,6 +97,8 @@ def _lbfgs(
     """L-BFGS from zero in variables scaled by the square root of the Hessian's diagonal at
     zero (a model's share of battles / 4): without it, models with few votes make the problem
     ill-conditioned and L-BFGS needs hundreds of iterations instead of tens."""
+    from scipy import optimize  # on first use: a third of a second to import
+
     i, j, s, n = cells
     scale = np.sqrt((0.25 * (np.bincount(i, n, m) + np.bincount(j, n, m)) + lam) / total)  # (M,)
 
@@ -120,6 +121,9 @@ def _strongly_connected(i: Array, j: Array, s: Array, n: Array, m: int) -> bool:
     every model can reach every other one."""
     if m <= 1:
         return True
+    from scipy import sparse  # on first use
+    from scipy.sparse import csgraph
+
     src = np.concatenate([i[s > 0], j[n - s > 0]])
     dst = np.concatenate([j[s > 0], i[n - s > 0]])
     graph = sparse.coo_matrix((np.ones(src.size), (src, dst)), shape=(m, m))

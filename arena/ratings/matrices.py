@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from arena.ratings.common import NAT, Array, CountTable
 
@@ -66,7 +66,7 @@ def pair_sampling_weights(
     var = np.where(known & np.isfinite(var) & (var > 0), var, prior_sd**2)
     gap = np.where(known, np.abs(np.nan_to_num(r[i] - r[j])), 0.0)
     sd = np.sqrt(var)
-    overlap = 2.0 * stats.norm.sf(gap / sd)
+    overlap = 2.0 * special.ndtr(-gap / sd)  # the normal upper tail
     p = special.expit(gap * NAT)
     sd_nat = sd * NAT
     gain = sd_nat - 1.0 / np.sqrt(1.0 / sd_nat**2 + p * (1 - p))

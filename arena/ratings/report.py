@@ -63,22 +63,10 @@ def rate(
     table = aggregate(a, b, y, names)
     coefficients = None
     if features_a is not None and features_b is not None:
-        fit: BTFit | StyleFit = style_control(
-            a,
-            b,
-            y,
-            features_a,
-            features_b,
-            feature_names=feature_names,
-            models=names,
-            anchor=anchor,
-            l2=l2,
-        )
-        interval = (
-            style_sandwich_ci(fit, level=level)
-            if ci == "sandwich"
-            else style_bootstrap_ci(fit, rounds=rounds, seed=seed, level=level)
-        )
+        fit, interval = _style_fit(
+            a, b, y, features_a, features_b, feature_names, names, anchor, l2,
+            ci, rounds, seed, level,
+        )  # fmt: skip
         coefficients = dict(zip(fit.feature_names, fit.coefficient_points.tolist(), strict=True))
     else:
         fit = bradley_terry(table, anchor=anchor, l2=l2)
@@ -90,25 +78,32 @@ def rate(
     wins, ties, losses = table.record()
     elo = elo_online(a, b, y, models=names).ratings if with_elo else None
     return RatingReport(
-        names,
-        fit.ratings,
-        interval.lower,
-        interval.upper,
-        table.votes,
-        wins,
-        ties,
-        losses,
-        elo,
-        interval,
-        fit,
-        coefficients,
-    )
+        names, fit.ratings, interval.lower, interval.upper, table.votes, wins, ties, losses, elo,
+        interval, fit, coefficients,
+    )  # fmt: skip
 
 
-def leaderboard_rows(report: RatingReport, *, min_votes: int = 1) -> list[dict[str, Any]]:
+def _style_fit(a, b, y, features_a, features_b, feature_names, names, anchor, l2, ci, rounds,
+               seed, level):  # fmt: skip
+    """The style-controlled fit and its interval (see `rate`)."""
+    fit = style_control(
+        a, b, y, features_a, features_b,
+        feature_names=feature_names, models=names, anchor=anchor, l2=l2,
+    )  # fmt: skip
+    if ci == "sandwich":
+        return fit, style_sandwich_ci(fit, level=level)
+    return fit, style_bootstrap_ci(fit, rounds=rounds, seed=seed, level=level)
+
+
+def leaderboard_rows(
+    report: RatingReport, *, min_votes: int = 1, provisional: bool = False
+) -> list[dict[str, Any]]:
     """One dict per model with at least ``max(min_votes, 1)`` votes, best first. Ranks are
-    computed among the models shown."""
-    shown = np.flatnonzero(report.votes >= max(min_votes, 1))
+    computed among the models shown. With ``provisional``, the models below ``min_votes``
+    instead (at least one vote), ranked among themselves: a rating on a handful of votes
+    has an interval too wide to rank against well-measured models."""
+    enough = report.votes >= max(min_votes, 1)
+    shown = np.flatnonzero(~enough & (report.votes > 0) if provisional else enough)
     shown = shown[np.argsort(-report.ratings[shown], kind="stable")]
     lower, upper = report.ci_lower[shown], report.ci_upper[shown]
     best, worst = rank_spread(lower, upper)

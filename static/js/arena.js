@@ -10,3 +10,26 @@ document.addEventListener("keydown", function (event) {
   event.preventDefault();
   control.click();
 });
+
+// Prompt boxes with a length limit (data-limit) count their characters: past the limit the
+// count turns into a warning and sending is disabled, instead of the text being cut.
+document.querySelectorAll("textarea[data-limit]").forEach(function (box) {
+  var limit = parseInt(box.dataset.limit, 10);
+  var note = document.createElement("small");
+  note.className = "muted char-count";
+  note.setAttribute("aria-live", "polite");
+  box.insertAdjacentElement("afterend", note);
+  var send = box.form && box.form.querySelector('button[type="submit"], button:not([type])');
+  function update() {
+    var length = box.value.length;
+    var over = length > limit;
+    note.textContent = over
+      ? length.toLocaleString() + " characters: " + (length - limit).toLocaleString() +
+        " over the limit of " + limit.toLocaleString() + ". Shorten the prompt to send it."
+      : length > limit * 0.8 ? length.toLocaleString() + " / " + limit.toLocaleString() + " characters" : "";
+    note.classList.toggle("error", over);
+    if (send) send.disabled = over;
+  }
+  box.addEventListener("input", update);
+  update();
+});

@@ -12,6 +12,7 @@ from annotation import datasets
 from annotation.datasets import DatasetError, Filters, Spec
 from annotation.datasets import build as build_module
 from annotation.models import DatasetSnapshot, Ranking, SnapshotStatus
+from core import jobs
 from tests.annotation.factories import CompletionFactory, PromptFactory
 
 
@@ -81,13 +82,17 @@ def test_a_build_records_its_heartbeat_and_progress_while_it_writes(judged, monk
     assert snapshot.row_count == 9
 
 
+def _reap() -> int:
+    return jobs.jobs_reap(kind=jobs.job_kind_of(DatasetSnapshot))
+
+
 def test_the_reaper_fails_a_build_whose_worker_went_silent(judged, settings, media):
     settings.DATASET_BUILD_STALE_AFTER_S = 300
     dead = _building(judged, silent_for_s=301)
     (media / "datasets" / str(dead.pk)).mkdir(parents=True)  # a half-written build
     alive = _building(judged, silent_for_s=10)
 
-    assert datasets.snapshots_reap_stale() == 1
+    assert _reap() == 1
     dead.refresh_from_db()
     alive.refresh_from_db()
     assert dead.status == SnapshotStatus.FAILED
@@ -95,15 +100,16 @@ def test_the_reaper_fails_a_build_whose_worker_went_silent(judged, settings, med
     assert dead.built_at is not None
     assert not (media / "datasets" / str(dead.pk)).exists()
     assert alive.status == SnapshotStatus.BUILDING
-    assert datasets.snapshots_reap_stale() == 0  # nothing twice
+    assert _reap() == 0  # nothing twice
 
 
-def test_the_reaper_leaves_pending_ready_and_failed_snapshots_alone(judged):
+def test_the_reaper_leaves_pending_ready_and_failed_snapshots_alone(judged, settings):
+    settings.DATASET_BUILD_STALE_AFTER_S = 60
     old = timezone.now() - timedelta(days=1)
     ready = datasets.snapshot_build(snapshot_id=_pending(judged).pk)
     pending = _pending(judged)
     DatasetSnapshot.objects.update(created_at=old, heartbeat_at=old)
-    assert datasets.snapshots_reap_stale(older_than_s=60) == 0
+    assert _reap() == 0
     assert DatasetSnapshot.objects.get(pk=ready.pk).status == SnapshotStatus.READY
     assert DatasetSnapshot.objects.get(pk=pending.pk).status == SnapshotStatus.PENDING
 
@@ -137,7 +143,7 @@ def test_a_build_that_was_reaped_meanwhile_stops_and_keeps_its_failure(judged, m
 
 def test_a_failed_snapshot_is_built_again_as_a_new_snapshot(judged, researcher):
     failed = _building(judged, silent_for_s=10_000)
-    datasets.snapshots_reap_stale()
+    _reap()
     failed.refresh_from_db()
 
     again = datasets.snapshot_retry(snapshot=failed, user=researcher)
@@ -161,7 +167,7 @@ def test_only_a_failed_snapshot_can_be_built_again(judged):
 
 def test_the_build_again_button_makes_a_new_snapshot(researcher_client, judged):
     failed = _building(judged, silent_for_s=10_000)
-    datasets.snapshots_reap_stale()
+    _reap()
     page = researcher_client.get(f"/annotation/datasets/{failed.pk}/")
     assert b"Build again" in page.content and b"stopped making progress" in page.content
 
@@ -172,21 +178,27 @@ def test_the_build_again_button_makes_a_new_snapshot(researcher_client, judged):
     assert again.status == SnapshotStatus.PENDING
 
 
-def test_builds_whose_message_was_lost_are_sent_again(judged, monkeypatch):
-    from annotation import tasks
-
+def test_builds_whose_message_was_lost_are_sent_again(judged, settings, monkeypatch):
+    settings.JOB_RESEND_AFTER_S = 120
     sent = []
-    monkeypatch.setattr(tasks.snapshot_build, "delay", sent.append)
+    monkeypatch.setattr(jobs, "publish", lambda *args, **_: sent.append(args) or True)
     lost = _pending(judged)
     fresh = _pending(judged)
     DatasetSnapshot.objects.filter(pk=lost.pk).update(
-        created_at=timezone.now() - timedelta(minutes=10)
+        enqueued_at=timezone.now() - timedelta(minutes=10)
     )
-    assert datasets.snapshots_requeue(older_than_s=120) == 1
-    assert sent == [lost.pk]
-    assert fresh.pk not in sent
+    assert jobs.jobs_sweep()["annotation.datasetsnapshot"]["resent"] == 1
+    assert sent == [
+        (
+            "annotation.tasks.snapshot_build",
+            lost.pk,
+        )
+    ]
+    assert fresh.pk not in [pk for _, pk in sent]
 
 
-def test_beat_runs_the_reaper_and_the_requeue(settings):
-    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert {"annotation.tasks.snapshots_reap_stale", "annotation.tasks.snapshots_requeue"} <= tasks
+def test_a_build_whose_worker_died_is_taken_over_by_its_redelivered_message(judged):
+    dead = _building(judged, silent_for_s=10_000)
+    built = datasets.snapshot_build(snapshot_id=dead.pk)
+    assert built.status == SnapshotStatus.READY and built.row_count == 9
+    assert built.attempts == 1  # made building by hand above; the redelivery took it once

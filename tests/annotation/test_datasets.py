@@ -99,7 +99,7 @@ def test_a_snapshot_of_one_ranking_with_a_tie_holds_its_five_pairs_with_provenan
     assert card["guidelines_versions"] == [1]
     assert len(snapshot.content_hash) == 64
     readme = datasets.snapshot_file(snapshot=snapshot, kind="card").read_text()
-    assert "data_files: preference.parquet" in readme
+    assert f"data_files: {snapshot.name}-{snapshot.pk}.parquet" in readme
 
 
 def test_ties_kept_and_margin_from_labels(project, annotator, answered):

@@ -59,6 +59,18 @@ def test_the_form_creates_a_snapshot_and_its_page_polls_until_ready(
     assert table.num_rows == 1 and "chosen" in table.column_names
     assert b"prefs" in researcher_client.get("/annotation/datasets/").content
 
+    # The card's snippet loads the file under the name it downloads as.
+    saved_as = f"prefs-{snapshot.pk}.parquet"
+    assert f'filename="{saved_as}"' in download["Content-Disposition"]
+    card = researcher_client.get(f"/annotation/datasets/{snapshot.pk}/download/?file=card")
+    readme = b"".join(card.streaming_content).decode()
+    assert 'filename="README.md"' in card["Content-Disposition"]
+    assert f"data_files: {saved_as}" in readme and f'data_files="{saved_as}"' in readme
+    # The page previews the first rows, columns as the file has them.
+    html = ready.content.decode()
+    assert "First rows" in html and '<th scope="col">chosen</th>' in html
+    assert html.count("<td>") == len(table.column_names)
+
 
 def test_the_form_refuses_a_format_the_source_cannot_give(researcher_client, judged):
     response = researcher_client.post(

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _claim(client, project):
-    response = client.get(f"/annotation/projects/{project.slug}/next/")
+    response = client.post(f"/annotation/projects/{project.slug}/next/")
     assert response.status_code == 302
     return response["Location"]
 
@@ -52,7 +52,9 @@ def test_an_annotator_submits_a_ranking_with_labels_and_is_sent_to_the_next_task
             "rationale": "C answers the question",
         },
     )
-    assert response.status_code == 302 and response["Location"].endswith("/next/")
+    # The last task done: back to the project, saying so.
+    assert response.status_code == 302
+    assert response["Location"] == f"/annotation/projects/{project.slug}/"
     ranking = Ranking.objects.get(annotator=annotator)
     assignment = Assignment.objects.get(user=annotator)
     ids = dict(zip(assignment.letters, assignment.display_order))
@@ -94,8 +96,30 @@ def test_skipping_from_the_page_asks_for_a_reason(annotator_client, project):
 
 
 def test_an_empty_queue_says_so(annotator_client, project):
-    response = annotator_client.get(f"/annotation/projects/{project.slug}/next/", follow=True)
+    response = annotator_client.post(f"/annotation/projects/{project.slug}/next/", follow=True)
     assert "Nothing left in the queue" in response.content.decode()
+
+
+def test_opening_the_next_task_link_reserves_nothing(annotator_client, project):
+    """A GET (a link, a prefetch, a crawler) shows a button; only its POST takes work."""
+    ranking_item(project)
+    page = annotator_client.get(f"/annotation/projects/{project.slug}/next/")
+    assert page.status_code == 200 and 'method="post"' in page.content.decode()
+    assert not Assignment.objects.exists()
+    url = _claim(annotator_client, project)
+    resumed = annotator_client.get(f"/annotation/projects/{project.slug}/next/")
+    assert resumed.status_code == 302 and resumed["Location"] == url  # the task held
+    assert Assignment.objects.count() == 1
+
+
+def test_a_submitted_task_opens_the_next_one(annotator_client, annotator, project):
+    ranking_item(project)
+    ranking_item(project)
+    first = _claim(annotator_client, project)
+    response = annotator_client.post(first, {"order": "A > B > C"})
+    assert response.status_code == 302 and response["Location"] != first
+    assert response["Location"].startswith("/annotation/tasks/")
+    assert Assignment.objects.filter(user=annotator).count() == 2
 
 
 def test_people_without_the_annotator_role_cannot_take_tasks(outsider_client, project):

@@ -3,6 +3,8 @@
 import pytest
 from rest_framework.authtoken.models import Token
 
+from arena.models import Contestant
+
 pytestmark = pytest.mark.django_db
 
 LOCAL = {"name": "m1", "display_name": "Model one", "backend": "local", "model_path": "/models/m1"}
@@ -49,6 +51,25 @@ def test_admins_register_a_model_with_its_lineage(api_client, admin_user, tiny_c
     assert response.json()["parent"] == "tiny-llama"
 
 
+def test_a_registry_change_is_validated_like_a_registration(
+    api_client, admin_user, tiny_contestant, monkeypatch
+):
+    from arena import services
+
+    updated = []
+    update = services.contestant_update
+    monkeypatch.setattr(
+        services, "contestant_update", lambda **kw: updated.append(kw) or update(**kw)
+    )
+    api_client.force_authenticate(admin_user)
+    url = "/api/contestants/tiny-llama/"
+    assert api_client.patch(url, {"temperature": 0.3}, format="json").status_code == 200
+    assert updated and Contestant.objects.get(name="tiny-llama").temperature == 0.3
+    refused = api_client.patch(url, {"backend": "openai"}, format="json")
+    assert refused.status_code == 400 and "endpoint_url" in refused.json()
+    assert Contestant.objects.get(name="tiny-llama").backend == "local"
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
@@ -71,6 +92,8 @@ def test_invalid_registrations_are_refused_with_the_field(api_client, admin_user
 def test_generation_is_accepted_and_queued(
     api_client, annotator, tiny_contestant, django_capture_on_commit_callbacks
 ):
+    from arena.models import Generation
+
     api_client.force_authenticate(annotator)
     with django_capture_on_commit_callbacks() as callbacks:
         response = api_client.post(
@@ -83,8 +106,11 @@ def test_generation_is_accepted_and_queued(
             format="json",
         )
     assert response.status_code == 202, response.json()
-    assert response.json()["status"] == "pending"
-    assert response.json()["settings"]["max_new_tokens"] == 3
+    assert response.json()["status"] == "queued"
+    # The settings copy the contestant's decoding and system prompt: stored, shown to admins.
+    assert "settings" not in response.json()
+    stored = Generation.objects.get(pk=response.json()["id"])
+    assert stored.settings["max_new_tokens"] == 3
     assert len(callbacks) == 1
     detail = api_client.get(f"/api/generations/{response.json()['id']}/")
     assert detail.status_code == 200

@@ -2,7 +2,6 @@
 
 import http.server
 import threading
-import time
 
 import pytest
 
@@ -78,11 +77,15 @@ def test_missing_model_folder_is_a_clear_generation_error(tmp_path):
 
 
 class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    """Answers only once the test lets it (`release`): every call outlives the client's
+    timeout however fast or slow the machine is."""
+
     calls = 0
+    release = threading.Event()
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
         type(self).calls += 1
-        time.sleep(1.0)
+        type(self).release.wait(timeout=60)
         self.send_response(200)
         self.end_headers()
 
@@ -125,6 +128,7 @@ def _serve(handler):
 
 def test_endpoint_timeout_is_retried_then_reported():
     _SlowHandler.calls = 0
+    _SlowHandler.release.clear()
     server = _serve(_SlowHandler)
     try:
         with pytest.raises(
@@ -140,6 +144,7 @@ def test_endpoint_timeout_is_retried_then_reported():
             )
         assert _SlowHandler.calls == 2
     finally:
+        _SlowHandler.release.set()
         server.shutdown()
 
 

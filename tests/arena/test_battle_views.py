@@ -135,3 +135,58 @@ def test_api_battle_is_read_in_one_statement_and_only_by_its_voter(
     for bad_id in (battle_id, "not-a-uuid", "00000000-0000-0000-0000-000000000000"):
         missing = api_client.get(f"/api/battles/{bad_id}/")
         assert missing.status_code == 404 and missing.json()["detail"]
+
+
+def test_a_prompt_over_the_limit_is_refused_with_its_length_not_cut(client, tiny_contestant):
+    page = client.get("/arena/").content.decode()
+    assert 'data-limit="20000"' in page and "maxlength" not in page
+    response = client.post("/arena/", {"prompt": "x" * 20_001})
+    assert response.status_code == 400
+    assert "at most 20000 characters (it has 20001)" in response.content.decode()
+
+
+def test_a_battle_over_the_rate_limit_is_a_429_page_with_the_reason(client, two_models, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.ARENA_BATTLES_PER_MINUTE = 1
+    assert client.post("/arena/", {"prompt": "first"}).status_code == 302
+    refused = client.post("/arena/", {"prompt": "second"})
+    assert refused.status_code == 429
+    assert "Too many battles from you in the last minute (limit 1)" in refused.content.decode()
+    assert Battle.objects.count() == 1
+
+
+def test_a_waiting_battle_says_how_many_answers_are_ahead_and_can_be_cancelled(
+    client, annotator_client, two_models
+):
+    annotator_client.post("/arena/", {"prompt": "asked first"})
+    location = client.post("/arena/", {"prompt": "hi"})["Location"]
+    html = client.get(location).content.decode()
+    assert "In line: 2 answers asked before yours" in html and "Cancel" in html
+    battle = Battle.objects.get(public_id=location.rstrip("/").split("/")[-1])
+
+    cancelled = client.post(f"/arena/battles/{battle.public_id}/cancel/", HTTP_HX_REQUEST="true")
+    html = cancelled.content.decode()
+    assert cancelled.status_code == 200
+    assert html.count("Cancelled. Regenerate to ask again.") == 2 and "In line" not in html
+    assert 'value="model_a" data-key="a" disabled' in html  # nothing to vote on
+    vote = client.post(f"/arena/battles/{battle.public_id}/vote/", {"winner": "tie"})
+    assert vote.status_code == 409 and "cancelled" in vote.content.decode()
+    again = client.post(f"/arena/battles/{battle.public_id}/regenerate/")
+    assert again.status_code == 302
+    assert battle.turns.get().generation_a.status == "queued"
+
+
+def test_answers_being_written_are_not_cancelled(client, two_models):
+    location = client.post("/arena/", {"prompt": "hi"})["Location"]
+    battle = Battle.objects.get(public_id=location.rstrip("/").split("/")[-1])
+    turn = battle.turns.get()
+    Generation.objects.filter(pk__in=[turn.generation_a_id, turn.generation_b_id]).update(
+        status="running"
+    )
+    html = client.get(location).content.decode()
+    assert "Both models are writing" in html and "Cancel</button>" not in html
+    refused = client.post(f"/arena/battles/{battle.public_id}/cancel/")
+    assert refused.status_code == 409 and "being written" in refused.content.decode()
+    assert set(Generation.objects.values_list("status", flat=True)) == {"running"}

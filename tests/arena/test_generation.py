@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from arena import services
 from arena.models import Generation, GenerationStatus
+from core.jobs import job_kind_of, jobs_reap
 from tests.support.worker import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,7 @@ def test_generation_request_queues_one_task_after_commit(
             user=annotator,
         )
     assert len(callbacks) == 1
-    assert generation.status == GenerationStatus.PENDING
+    assert generation.status == GenerationStatus.QUEUED
     assert generation.settings["max_new_tokens"] == 8
 
 
@@ -88,8 +89,9 @@ def test_stale_generations_are_failed_with_a_reason(tiny_contestant):
     fresh = Generation.objects.create(
         contestant=tiny_contestant, messages=[], status=GenerationStatus.RUNNING
     )
-    Generation.objects.filter(pk=stale.pk).update(updated_at=timezone.now() - timedelta(hours=1))
-    assert services.generations_reap_stale(older_than_s=600) == 1
+    Generation.objects.filter(pk__in=[stale.pk, fresh.pk]).update(heartbeat_at=timezone.now())
+    Generation.objects.filter(pk=stale.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert jobs_reap(kind=job_kind_of(Generation)) == 1
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert stale.status == GenerationStatus.FAILED and "worker stopped" in stale.error

@@ -3,6 +3,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from playwright.sync_api import expect
+
+# A page that waits on the live server and on a worker may take a while on a busy 2-core machine:
+# assertions wait up to 20 s for what they expect instead of Playwright's 5 s.
+expect.set_options(timeout=20_000)
 
 
 def screenshots_folder() -> Path:
@@ -32,3 +37,22 @@ def screenshot(page):
         return path
 
     return take
+
+
+@pytest.fixture(autouse=True)
+def _no_csp_violations(request):
+    """Every page a browser test opens through `page` passes the Content-Security-Policy:
+    Chromium reports each refused script, style or handler on the console."""
+    if "page" not in request.fixturenames:
+        yield
+        return
+    page = request.getfixturevalue("page")
+    refused = []
+
+    def listen(message):
+        if "Content Security Policy" in message.text:
+            refused.append(f"{page.url}: {message.text}")
+
+    page.on("console", listen)
+    yield
+    assert not refused, "\n".join(refused)

@@ -53,24 +53,25 @@ def test_an_annotator_ranks_and_writes_with_the_keyboard_and_a_reviewer_rejects(
     _log_in(page, live_server.url, "ann", "pw-ann")
     page.goto(f"{live_server.url}/annotation/projects/shift/")
     screenshot("annotation-project")
-    page.get_by_role("link", name="Next task").focus()
+    page.get_by_role("button", name="Next task").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Rank the answers")).to_be_visible()
 
-    # Put the wrong answer last and tie the two right ones, with keys only.
+    # Place the two right answers, then the wrong one, and tie the right ones, with keys only.
     letters = {}
     for letter in "ABC":
         text = page.locator(f"#answer-{letter} .answer-body").inner_text()
         letters[text.split()[0]] = letter
     wrong, slicing, method = letters["You"], letters["Use"], letters["Call"]
-    page.locator("body").press(wrong.lower())
-    for _ in range(2):
-        page.keyboard.press("Alt+ArrowDown")
+    submit = page.get_by_role("button", name="Submit ranking")
+    for letter in (slicing, method, wrong):
+        expect(submit).to_be_disabled()
+        page.locator("body").press(letter.lower())
+        page.keyboard.press("Enter")
     page.locator("body").press(slicing.lower())
-    for _ in range(2):
-        page.keyboard.press("Alt+ArrowUp")
     page.keyboard.press("=")
     expect(page.locator("#id_order")).to_have_value(f"{slicing} = {method} > {wrong}")
+    expect(submit).to_be_enabled()
     screenshot("annotation-ranking")
     page.keyboard.press("Control+Enter")
 

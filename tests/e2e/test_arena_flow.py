@@ -32,3 +32,18 @@ def test_a_visitor_fights_a_battle_and_votes(
     screenshot("arena-battle-after-vote")
     assert Battle.objects.get().winner == "model_b"
     expect(page.get_by_role("button", name="A is better")).to_have_count(0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prompt_over_the_limit_is_announced_before_sending_not_cut(
+    live_server, page, screenshot, tiny_contestant
+):
+    page.goto(f"{live_server.url}/arena/")
+    box = page.get_by_label("Prompt")
+    box.fill("x" * 20_500)
+    assert len(box.input_value()) == 20_500  # nothing cut by the browser
+    expect(page.locator(".char-count")).to_contain_text("500 over the limit of 20,000")
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    screenshot("arena-prompt-too-long")
+    box.fill("x" * 19_000)
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()

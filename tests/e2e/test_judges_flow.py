@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from annotation.models import Ranking, ReviewStatus
+from evaluation.suites import PromptRow, suite_create
 from tests.annotation.factories import CompletionFactory, ProjectFactory, PromptFactory
 from tests.e2e.conftest import screenshots_folder
 from tests.training.test_judges import LengthJudge, _battle
@@ -78,9 +79,14 @@ def test_a_researcher_reads_a_judge_and_a_run_report(
         snapshot=snapshot,
         hyperparameters=SMALL,
         eval_judge=judge,
+        eval_suite=suite_create(
+            name="e2e-suite",
+            baseline=tiny_contestant,
+            prompts=[PromptRow("name a red fruit"), PromptRow("count to three")],
+        ),
     )
     services.training_run_execute(run_id=run.pk)
-    reports.training_run_report(run_id=run.pk)
+    reports.training_run_report(report_id=run.evaluation.pk)
 
     _log_in(page, live_server.url, "res", "pw-res")
     page.goto(f"{live_server.url}/training/")

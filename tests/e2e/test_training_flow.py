@@ -28,7 +28,12 @@ def test_an_admin_starts_a_run_and_watches_it_finish(
     page.get_by_label("Loss type").select_option("sigmoid")
     page.get_by_label("Base model").select_option("tiny-llama")
     page.get_by_label("Snapshot").select_option(str(snapshot.pk))
-    page.get_by_label("Hyperparameters").fill('{"batch_size": 2, "max_length": 48}')
+    # Only the DPO family's settings show, each with its default as placeholder.
+    assert page.get_by_label("beta", exact=True).is_visible()
+    assert not page.get_by_label("eval_fraction", exact=True).is_visible()
+    assert page.get_by_label("learning_rate", exact=True).get_attribute("placeholder") == "1e-5"
+    page.get_by_label("batch_size", exact=True).fill("2")
+    page.get_by_label("max_length", exact=True).fill("48")
     screenshot("training-new-run")
     page.get_by_role("button", name="Start").click()
     bar = page.locator("progress.bar")

@@ -10,3 +10,4 @@ DATA = Path(
 )
 ARENA_VOTES = DATA / "arena_human_preference_140k_votes.csv.gz"
 HH_HARMLESS = DATA / "hh_rlhf_harmless_base_test.jsonl.gz"
+ALPACA_EVAL = DATA / "alpaca_eval"  # annotations of 4 models and their published leaderboard rows

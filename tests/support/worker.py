@@ -109,6 +109,20 @@ class WorkerProcess:
             self.proc.kill()
             self.proc.wait(timeout=20)
 
+    def settle(self, queue: str, timeout: float = 120) -> None:
+        """Wait until the worker has taken every message waiting on `queue`: messages that
+        earlier tests published for rows long gone (and, on SQLite, for primary keys a later
+        test reuses). A marker task goes to the back of the queue; once it has run, nothing
+        sent before it is left."""
+        from config.celery import app
+
+        result_id = app.send_task("celery.accumulate", args=["settle"], queue=queue).id
+        wait_for(
+            lambda: any(result_id in line and "succeeded" in line for line in self.lines),
+            timeout=timeout,
+            interval=0.1,
+        )
+
     def log(self) -> str:
         return "".join(self.lines[-60:])
 

@@ -191,22 +191,25 @@ def test_lost_jobs_are_sent_again_and_jobs_of_dead_workers_fail(judge, monkeypat
 
     from django.utils import timezone
 
-    from training import tasks
+    from core import jobs
 
     sent = []
-    monkeypatch.setattr(tasks.judge_job_execute, "delay", sent.append)
+    monkeypatch.setattr(jobs, "publish", lambda *args, **_: sent.append(args) or True)
     lost = judges.judge_job_create(judge=judge, kind="score_battles")
     fresh = judges.judge_job_create(judge=judge, kind="score_battles")
     stuck = judges.judge_job_create(judge=judge, kind="score_battles")
     hour_ago = timezone.now() - timedelta(hours=1)
-    JudgeJob.objects.filter(pk=lost.pk).update(created_at=hour_ago)
-    JudgeJob.objects.filter(pk=stuck.pk).update(
-        status=JobStatus.RUNNING, started_at=timezone.now() - timedelta(hours=5)
-    )
-    assert judges.judge_jobs_requeue() == 2
-    assert sent == [lost.pk]  # the lost job only; the fresh one is still on its way
+    JudgeJob.objects.filter(pk=lost.pk).update(enqueued_at=hour_ago)
+    JudgeJob.objects.filter(pk=stuck.pk).update(status=JobStatus.RUNNING, heartbeat_at=hour_ago)
+    assert jobs.jobs_sweep()["training.judgejob"] == {"reaped": 1, "resent": 0}
     stuck.refresh_from_db()
     assert stuck.status == JobStatus.FAILED and "worker stopped" in stuck.error
+    # Once the gpu queue has been idle for the resend period, only the lost job is sent again;
+    # the fresh one is still on its way.
+    later = timezone.now() + timedelta(minutes=10)
+    JudgeJob.objects.filter(pk=fresh.pk).update(enqueued_at=later - timedelta(seconds=1))
+    assert jobs.jobs_sweep(now=later)["training.judgejob"] == {"reaped": 0, "resent": 1}
+    assert sent == [("training.tasks.judge_job_execute", lost.pk)]
     assert JudgeJob.objects.get(pk=fresh.pk).status == JobStatus.QUEUED
 
 

@@ -17,6 +17,7 @@ from annotation.models import DatasetSnapshot
 from arena import battles
 from arena.models import BattleMode, Generation
 from arena.services import contestant_create
+from core.jobs import job_kind_of, jobs_reap
 from tests.annotation.factories import ranking_item
 from tests.annotation.test_selectors import _rank
 from tests.support.worker import database_url_for, wait_for
@@ -60,7 +61,7 @@ def test_rankings_become_a_snapshot_then_models_that_enter_the_arena(
     wait_for(lambda: _refreshed(snapshot).is_finished, timeout=120)
     assert snapshot.status == "ready" and snapshot.row_count == 8, snapshot.error
 
-    small = {"batch_size": 4, "max_length": 64}
+    small = {"batch_size": 4, "max_length": 64, "num_epochs": 1}
     dpo = services.training_run_create(
         kind="dpo",
         loss_type="sigmoid",
@@ -125,7 +126,7 @@ def test_a_killed_training_process_is_detected_and_resumes_from_its_checkpoint(
         loss_type="sigmoid",
         base_model=tiny_contestant,
         snapshot=snapshot,
-        hyperparameters={"batch_size": 2, "max_length": 48, "save_every": 5},
+        hyperparameters={"batch_size": 2, "max_length": 48, "save_every": 5, "num_epochs": 1},
     )
     env = {**os.environ, "DATABASE_URL": database_url_for(connection.settings_dict)}
     process = subprocess.Popen(
@@ -143,7 +144,7 @@ def test_a_killed_training_process_is_detected_and_resumes_from_its_checkpoint(
     assert _refreshed(run).status == RunStatus.RUNNING
     assert run.step == 12 and run.total_steps == 200  # past the checkpoint of step 10
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    assert services.training_runs_reap_silent() == 1
+    assert jobs_reap(kind=job_kind_of(TrainingRun)) == 1
     assert _refreshed(run).status == RunStatus.FAILED and "checkpoint-" in run.checkpoint_dir
     services.training_run_resume(run=run)
     services.training_run_execute(run_id=run.pk)

@@ -12,6 +12,8 @@ from django.utils import timezone
 from annotation.models import DatasetSnapshot
 from arena import services as arena_services
 from arena.models import Contestant
+from core.jobs import job_kind_of, jobs_reap
+from tests.support.worker import wait_for
 from training import services
 from training.models import RewardModel, RunStatus, TrainingRun
 
@@ -58,7 +60,7 @@ def sft_rows():
     )
 
 
-SMALL = {"batch_size": 4, "max_length": 64, "learning_rate": 1e-4}
+SMALL = {"batch_size": 4, "max_length": 64, "learning_rate": 1e-4, "num_epochs": 1}
 
 
 def _run(kind, base, snapshot, loss="", **hyper):
@@ -77,9 +79,9 @@ def _run(kind, base, snapshot, loss="", **hyper):
         ({"kind": "rlhf-magic", "loss_type": ""}, "Unknown run kind"),
         ({"loss_type": "wasserstein"}, "Unknown loss"),
         ({"loss_type": "kto"}, "KTO loss trains on a kto snapshot"),
-        ({"hyperparameters": {"learning_rat": 1}}, "Unknown or reserved settings"),
-        ({"hyperparameters": {"device": "cuda"}}, "Unknown or reserved settings"),
-        ({"hyperparameters": {"batch_size": 0}}, "batch_size must be positive"),
+        ({"hyperparameters": {"learning_rat": 1}}, "learning_rat: not a setting of a dpo run"),
+        ({"hyperparameters": {"device": "cuda"}}, "device: not a setting of a dpo run"),
+        ({"hyperparameters": {"batch_size": 0}}, "batch_size: must be at least 1"),
         ({"kind": "sft"}, "needs a sft snapshot"),
     ],
 )
@@ -131,6 +133,7 @@ def test_dpo_run_trains_reports_progress_and_enters_the_arena(tiny_contestant, p
     assert run.step == run.total_steps == 4
     assert [m["step"] for m in run.metrics] == [1, 2, 3, 4] and "loss" in run.metrics[0]
     assert run.device == "cpu" and "succeeded" in run.log
+    assert "reference pass: done in" in run.log or "reference pass: read from the cache" in run.log
     child = run.result_contestant
     assert child.parent == tiny_contestant and child.backend == "local"
     assert f"snapshot #{pairs.pk}" in child.description
@@ -196,7 +199,7 @@ def test_a_run_whose_worker_went_silent_is_failed_and_can_resume(tiny_contestant
     TrainingRun.objects.filter(pk=run.pk).update(
         status=RunStatus.RUNNING, heartbeat_at=timezone.now() - timedelta(hours=1)
     )
-    assert services.training_runs_reap_silent() == 1
+    assert jobs_reap(kind=job_kind_of(TrainingRun)) == 1
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "no heartbeat" in run.error
     services.training_run_resume(run=run)
@@ -209,17 +212,22 @@ def test_a_run_stays_alive_while_its_trainer_reports_nothing(
 ):
     """Loading a model or the reference pass can take minutes without a step: the heartbeat
     comes from a side thread, so the reaper leaves a working run alone."""
-    import time
-
     settings.TRAINING_HEARTBEAT_TIMEOUT_S = 4
     run = _run("dpo", tiny_contestant, pairs, loss="sigmoid")
     seen = []
 
     def silent_trainer(run, reporter, output, resume):
         started = TrainingRun.objects.get(pk=run.pk).heartbeat_at
-        time.sleep(5)
-        seen.append((started, TrainingRun.objects.get(pk=run.pk).heartbeat_at))
-        seen.append(services.training_runs_reap_silent())
+
+        def beat_after_start():
+            beat = TrainingRun.objects.get(pk=run.pk).heartbeat_at
+            return beat if beat - started > timedelta(seconds=2) else None
+
+        later = wait_for(beat_after_start, timeout=60, interval=0.1)
+        seen.append((started, later))
+        # The reaper's view once the timeout has passed since the trainer last reported.
+        past_timeout = started + timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT_S + 1)
+        seen.append(jobs_reap(kind=job_kind_of(TrainingRun), now=past_timeout))
         raise RuntimeError("the trainer stops here")
 
     monkeypatch.setattr(services, "_train", silent_trainer)

@@ -32,6 +32,38 @@ def test_admin_starts_a_run_from_the_form(
     assert run.hyperparameters == {"learning_rate": 1e-6} and len(callbacks) == 1
 
 
+def test_the_form_has_typed_settings_per_kind_with_their_defaults(admin_client_, pairs):
+    html = admin_client_.get("/training/runs/new/").content.decode()
+    assert 'name="hp_learning_rate"' in html and 'step="any"' in html
+    assert 'data-defaults="{&quot;sft&quot;: 2e-05, &quot;reward&quot;: 1e-05' in html
+    assert 'name="hp_eval_fraction"' in html and 'data-kinds="reward"' in html
+    assert "<summary>Advanced settings</summary>" in html and "js/run-form.js" in html
+
+
+def test_typed_settings_start_a_run_and_errors_show_at_their_field(
+    admin_client_, tiny_contestant, pairs, django_capture_on_commit_callbacks
+):
+    form = {"kind": "dpo", "loss_type": "sigmoid", "base_model": "tiny-llama", "snapshot": pairs.pk}
+    bad = admin_client_.post(
+        "/training/runs/new/",
+        {**form, "hp_learning_rate": "abc", "hp_num_epochs": "0", "hp_eval_fraction": "0.2"},
+    )
+    html = bad.content.decode()
+    assert bad.status_code == 400 and TrainingRun.objects.count() == 0
+    assert "Enter a number." in html  # learning rate, at its field
+    assert "Must be at least 1 and at most 100; got 0." in html
+    assert "Not a setting of a dpo run." in html
+    assert 'name="hp_num_epochs" value="0"' in html  # what was typed is kept
+    with django_capture_on_commit_callbacks():
+        ok = admin_client_.post(
+            "/training/runs/new/",
+            {**form, "hp_learning_rate": "2e-6", "hp_num_epochs": "3", "hp_shuffle": "false"},
+        )
+    run = TrainingRun.objects.get()
+    assert ok.status_code == 302
+    assert run.hyperparameters == {"learning_rate": 2e-6, "num_epochs": 3, "shuffle": False}
+
+
 def test_the_form_refuses_bad_json_and_invalid_combinations(admin_client_, tiny_contestant, pairs):
     bad_json = admin_client_.post(
         "/training/runs/new/",
@@ -68,9 +100,22 @@ def test_run_page_shows_progress_charts_and_polls_while_active(
         log="step 2/4 loss=0.61",
     )
     html = researcher_client.get(f"/training/runs/{run.pk}/").content.decode()
-    assert 'value="50"' in html and "<polyline" in html and "step 2/4" in html
+    assert 'value="50"' in html and 'id="run-charts-data"' in html and "step 2/4" in html
     assert 'hx-trigger="every 1s"' in html
     assert "Cancel" not in html  # researchers watch; admins control
+
+
+def test_run_page_shows_the_reference_pass_before_the_first_step(
+    researcher_client, tiny_contestant, pairs
+):
+    run = _run("dpo", tiny_contestant, pairs)
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING,
+        progress={"phase": "reference pass", "done": 3, "total": 12, "unit": "batches"},
+    )
+    html = researcher_client.get(f"/training/runs/{run.pk}/").content.decode()
+    assert "Reference pass: batch 3 of 12, before step 1" in html
+    assert 'max="12" value="3"' in html and "Step 0 of" not in html
 
 
 def test_admin_cancels_a_queued_run_and_resumes_it(
@@ -100,5 +145,11 @@ def test_api_start_watch_and_refuse(api_client, admin_user, researcher, tiny_con
         "/api/training/runs/", {**payload, "loss_type": "nope"}, format="json"
     )
     assert refused.status_code == 400 and "Unknown loss" in refused.json()["detail"]
+    TrainingRun.objects.filter(pk=created.json()["id"]).update(artifact_dir="/srv/runs/1")
+    run_url = f"/api/training/runs/{created.json()['id']}/"
+    assert api_client.get(run_url).json()["artifact_dir"] == "/srv/runs/1"  # admins see it
     api_client.force_authenticate(researcher)
-    assert api_client.get(f"/api/training/runs/{created.json()['id']}/").json()["kind"] == "dpo"
+    seen = api_client.get(run_url).json()
+    assert seen["kind"] == "dpo" and seen["artifact_dir"] is None  # no server paths
+    listed = api_client.get("/api/training/runs/").json()["results"]
+    assert [run["artifact_dir"] for run in listed] == [None]

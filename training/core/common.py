@@ -22,6 +22,9 @@ from torch import nn
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 CancelFn = Callable[[], bool]
+# A phase before the steps (name, done, total): DPO's reference pass, in batches; a total of 0
+# says the phase had nothing to compute (its result was cached).
+PhaseFn = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -30,6 +33,11 @@ class TrainerHooks:
 
     on_progress: ProgressFn | None = None
     should_cancel: CancelFn | None = None
+    on_phase: PhaseFn | None = None
+
+    def phase(self, name: str, done: int, total: int) -> None:
+        if self.on_phase is not None:
+            self.on_phase(name, done, total)
 
     def progress(self, step: int, total: int, metrics: dict[str, float]) -> None:
         if self.on_progress is not None:

@@ -35,6 +35,7 @@ from training.core.batching import (
 )
 from training.core.common import (
     CancelFn,
+    PhaseFn,
     ProgressFn,
     TrainerHooks,
     TrainResult,
@@ -201,8 +202,10 @@ def compute_reference_logps(
     collate: Collate,
     ctx: D.DistContext,
     autocast: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Reference log-probs of every example.  # -> (N, 2): chosen/rejected, or matched/KL.
+    `progress(done, total)` hears of each of this rank's batches.
 
     Under torchrun each rank scores its share of the batches and the shares are gathered. On
     GPU the pass runs under the same bf16 autocast as training, so that before the first update
@@ -212,11 +215,14 @@ def compute_reference_logps(
     was_training = model.training
     model.eval()
     found: list[tuple[list[int], torch.Tensor]] = []
-    for idx in batches[ctx.rank :: ctx.world_size]:
+    mine = batches[ctx.rank :: ctx.world_size]
+    for done, idx in enumerate(mine, start=1):
         batch = collate([examples[i] for i in idx])
         with autocast_context(ctx.device, autocast):
             logps = scorer(**{k: v.to(ctx.device) for k, v in batch.items()})["logps"]  # (2B,)
         found.append((idx, torch.stack(logps.float().cpu().chunk(2), dim=1)))
+        if progress is not None:
+            progress(done, len(mine))
     model.train(was_training)
     if ctx.enabled:
         found = [x for part in D.gather_objects(ctx, found) for x in part]
@@ -248,15 +254,19 @@ def cached_reference_logps(
     cache_dir: Path,
     ctx: D.DistContext,
     autocast: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
-    """Reference log-probs from the cache, or computed once and cached (by rank 0)."""
+    """Reference log-probs from the cache, or computed once and cached (by rank 0); `progress`
+    hears of each batch computed, or (0, 0) when the cache had them."""
     path = (
         cache_dir
         / f"ref-logps-{reference_cache_key(base_model, examples, kto_batches)}.safetensors"
     )
     if path.exists():
+        if progress is not None:
+            progress(0, 0)
         return load_file(str(path))["ref"]
-    table = compute_reference_logps(model, examples, batches, collate, ctx, autocast)
+    table = compute_reference_logps(model, examples, batches, collate, ctx, autocast, progress)
     if ctx.is_main:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -307,8 +317,10 @@ def _reference_items(
     data: _Data,
     output_dir: str | Path,
     ctx: D.DistContext,
+    hooks: TrainerHooks,
 ) -> list[tuple[Any, torch.Tensor]]:
-    """Each example with its reference log-probs (zeros for reference-free losses)."""
+    """Each example with its reference log-probs (zeros for reference-free losses); the pass
+    is reported to `hooks` as the phase "reference pass"."""
     if not config.needs_reference:
         return [(e, torch.zeros(2)) for e in data.examples]
     cache = Path(config.cache_dir) if config.cache_dir else Path(output_dir) / "cache"
@@ -323,6 +335,7 @@ def _reference_items(
         cache,
         ctx,
         config.bf16_autocast,
+        lambda done, total: hooks.phase("reference pass", done, total),
     )
     return list(zip(data.examples, ref, strict=True))
 
@@ -366,6 +379,7 @@ def train_dpo(
     on_progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
     resume_from: str | Path | None = None,
+    on_phase: PhaseFn | None = None,
 ) -> TrainResult:
     """Train a policy from preference pairs (or KTO's unpaired rows) with `config.loss_type`.
 
@@ -377,12 +391,12 @@ def train_dpo(
     tokenizer = load_tokenizer(base_model)
     model = load_causal_lm(base_model, config.dtype, ctx.device)
     data = _prepare_data(config, tokenizer, rows, model)
+    hooks = TrainerHooks(on_progress, should_cancel, on_phase)
     started = time.perf_counter()
-    items = _reference_items(config, model, base_model, data, output_dir, ctx)
+    items = _reference_items(config, model, base_model, data, output_dir, ctx, hooks)
     ref_seconds = time.perf_counter() - started
     model = prepare_model(model, config)
     task = _dpo_task(config, model, base_model, items, data)
-    hooks = TrainerHooks(on_progress, should_cancel)
     result = run_training(
         config, task, model, tokenizer, output_dir, hooks, ctx, hash_rows(rows), resume_from
     )

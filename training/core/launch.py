@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import importlib
 import json
 import os
 import queue
@@ -32,31 +33,30 @@ from typing import Any
 from training.core.common import TrainResult
 from training.core.config import LoraSettings
 
-TRAINERS = ("sft", "reward", "dpo", "ppo", "grpo")
+# Each kind of run: the module holding its trainer, its config class and its train function.
+# Imported on demand, so that a process importing this table loads no trainer it does not run.
+TRAINER_TABLE: dict[str, tuple[str, str, str]] = {
+    "sft": ("training.core.sft", "SFTConfig", "train_sft"),
+    "reward": ("training.core.reward", "RewardConfig", "train_reward"),
+    "dpo": ("training.core.dpo", "DPOConfig", "train_dpo"),
+    "ppo": ("training.core.ppo", "PPOConfig", "train_ppo"),
+    "grpo": ("training.core.grpo", "GRPOConfig", "train_grpo"),
+}
+TRAINERS = tuple(TRAINER_TABLE)
 PROGRESS_PREFIX = "@progress "
 CANCEL_FILE = "CANCEL"
 
 
-def _trainer(kind: str) -> tuple[type, Any]:
-    if kind == "sft":
-        from training.core.sft import SFTConfig, train_sft
-
-        return SFTConfig, train_sft
-    if kind == "reward":
-        from training.core.reward import RewardConfig, train_reward
-
-        return RewardConfig, train_reward
-    if kind == "ppo":
-        from training.core.ppo import PPOConfig, train_ppo
-
-        return PPOConfig, train_ppo
-    if kind == "grpo":
-        from training.core.grpo import GRPOConfig, train_grpo
-
-        return GRPOConfig, train_grpo
-    from training.core.dpo import DPOConfig, train_dpo
-
-    return DPOConfig, train_dpo
+def trainer(kind: str) -> tuple[type, Any]:
+    """The config class and train function of a kind of run; an unknown kind raises."""
+    try:
+        module, config_name, train_name = TRAINER_TABLE[kind]
+    except KeyError:
+        raise ValueError(
+            f"unknown trainer {kind!r}; expected one of {', '.join(TRAINERS)}"
+        ) from None
+    loaded = importlib.import_module(module)
+    return getattr(loaded, config_name), getattr(loaded, train_name)
 
 
 def build_config(cls: type, values: dict[str, Any]) -> Any:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume-from")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    cls, train = _trainer(args.kind)
+    cls, train = trainer(args.kind)
     values = json.loads(Path(args.config).read_text()) if args.config else {}
     config = build_config(cls, values)
     rank = int(os.environ.get("RANK", "0"))
@@ -118,16 +118,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _die_with_parent() -> None:
-    """Run in the child before exec: a SIGTERM when the process that started it dies, so that
-    a killed worker does not leave a training job running unwatched (Linux)."""
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux for a SIGTERM when the process that started this one dies, so that a killed
+    worker does not leave a training job running unwatched. Called in the child itself (a
+    `preexec_fn` would run between fork and exec of a process with live threads)."""
     try:
         import ctypes
         import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def run_guarded(argv: list[str]) -> None:
+    """`python -m training.core.launch --guard PARENT_PID MODULE ARGS...`: run MODULE as
+    __main__ in this process once it is tied to its parent's life."""
+    import runpy
+
+    parent, module, *rest = argv
+    die_with_parent(int(parent))
+    sys.argv = [module, *rest]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 def train_under_torchrun(
@@ -156,6 +170,40 @@ def train_under_torchrun(
     if processes < 1:
         raise ValueError("processes must be at least 1")
     output = Path(output)
+    rank_args = _write_job(kind, config, rows, base_model, output, resume_from)
+    command = [
+        *(sys.executable, "-m", "training.core.launch", "--guard", str(os.getpid())),
+        *("torch.distributed.run", *torchrun_args, "--nproc_per_node", str(processes)),
+        *("-m", "training.core.launch", *rank_args),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH", "")])),
+    }
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=_ROOT,
+        start_new_session=True,  # its own process group: cancelled or failed, all of it goes
+    )
+    try:
+        tail = _relay(proc, output, on_progress, should_cancel, log, poll_s)
+    except BaseException:  # the caller failed or was interrupted: take the job down with it
+        _stop_group(proc)
+        raise
+    code = proc.wait()
+    result_file = output / "result.json"
+    if code != 0 or not result_file.exists():
+        raise RuntimeError(f"torchrun exited with code {code}: " + " | ".join(tail[-8:]))
+    return TrainResult(**json.loads(result_file.read_text()))
+
+
+def _write_job(kind, config, rows, base_model, output: Path, resume_from) -> list[str]:
+    """Write the config and rows next to `output` for the ranks to read; return their
+    arguments."""
     job = output / "torchrun"
     job.mkdir(parents=True, exist_ok=True)
     (output / CANCEL_FILE).unlink(missing_ok=True)
@@ -165,42 +213,25 @@ def train_under_torchrun(
     with rows_file.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row) + "\n")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        *torchrun_args,
-        "--nproc_per_node",
-        str(processes),
-        "-m",
-        "training.core.launch",
-        kind,
-        "--config",
-        str(config_file),
-        "--rows",
-        str(rows_file),
-        "--base-model",
-        str(base_model),
-        "--output",
-        str(output),
-    ]
+    rank_args = [kind, "--config", str(config_file), "--rows", str(rows_file)]
+    rank_args += ["--base-model", str(base_model), "--output", str(output)]
     if resume_from:
-        command += ["--resume-from", str(resume_from)]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH", "")])),
-    }
+        rank_args += ["--resume-from", str(resume_from)]
+    return rank_args
+
+
+def _relay(
+    proc: subprocess.Popen,
+    output: Path,
+    on_progress: Callable[[int, int, dict[str, float]], None] | None,
+    should_cancel: Callable[[], bool] | None,
+    log: Callable[[str], None] | None,
+    poll_s: float,
+) -> list[str]:
+    """Pass the job's progress and log lines on until its output ends, and turn a cancel
+    request into the file the ranks look for; returns the last lines it printed."""
     lines: queue.Queue[str | None] = queue.Queue()
     tail: collections.deque[str] = collections.deque(maxlen=40)
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=_ROOT,
-        preexec_fn=_die_with_parent,
-    )
 
     def read() -> None:
         for line in proc.stdout:
@@ -210,42 +241,49 @@ def train_under_torchrun(
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     cancel_sent = False
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=poll_s)
-            except queue.Empty:
-                line = ""
-            if line is None:
-                break
-            if line.startswith(PROGRESS_PREFIX):
-                event = json.loads(line[len(PROGRESS_PREFIX) :])
-                if on_progress is not None:
-                    on_progress(event["step"], event["total"], event["metrics"])
-            elif line:
-                tail.append(line)
-                if log is not None:
-                    log(line)
-            if not cancel_sent and should_cancel is not None and should_cancel():
-                (output / CANCEL_FILE).touch()
-                cancel_sent = True
-    except BaseException:  # the caller failed or was interrupted: take the job down with it
-        proc.terminate()
+    while True:
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        raise
-    code = proc.wait()
+            line = lines.get(timeout=poll_s)
+        except queue.Empty:
+            line = ""
+        if line is None:
+            break
+        if line.startswith(PROGRESS_PREFIX):
+            event = json.loads(line[len(PROGRESS_PREFIX) :])
+            if on_progress is not None:
+                on_progress(event["step"], event["total"], event["metrics"])
+        elif line:
+            tail.append(line)
+            if log is not None:
+                log(line)
+        if not cancel_sent and should_cancel is not None and should_cancel():
+            (output / CANCEL_FILE).touch()
+            cancel_sent = True
     reader.join(timeout=5)
-    result_file = output / "result.json"
-    if code != 0 or not result_file.exists():
-        raise RuntimeError(f"torchrun exited with code {code}: " + " | ".join(list(tail)[-8:]))
-    return TrainResult(**json.loads(result_file.read_text()))
+    return list(tail)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the job's whole process group (torchrun and its ranks), SIGKILL after 30 s."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 _ROOT = str(Path(__file__).resolve().parents[2])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:2] == ["--guard"]:
+        run_guarded(sys.argv[2:])
+    else:
+        sys.exit(main())

@@ -56,6 +56,10 @@ class Task:
     fixed_batches: list[list[int]] | None = None
     evaluate: Callable[[nn.Module], dict[str, float]] | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    # How many items a micro-batch's loss is a mean over (scored tokens for SFT). With gradient
+    # accumulation each micro-batch is weighted by it, so that a step's gradient is the one of
+    # a single large batch; None weighs micro-batches equally (a mean over sequences or pairs).
+    loss_weight: Callable[[Batch], float] | None = None
 
 
 @dataclass
@@ -183,18 +187,21 @@ class _Run:
     def _step(self, micro: list[list[int]]) -> dict[str, float]:
         """One optimiser step over `micro` (gradient accumulation); returns its metrics."""
         sums: dict[str, torch.Tensor] = {}
-        for i, idx in enumerate(micro):
-            batch = self.task.collate([self.task.examples[j] for j in idx])
+        batches = [self.task.collate([self.task.examples[j] for j in idx]) for idx in micro]
+        weights = [self.task.loss_weight(b) if self.task.loss_weight else 1.0 for b in batches]
+        total = sum(weights) or 1.0
+        for i, batch in enumerate(batches):
             batch = {k: v.to(self.ctx.device) for k, v in batch.items()}
+            share = weights[i] / total
             # Under DDP only the last micro-batch all-reduces the accumulated gradients.
-            last = i == len(micro) - 1
+            last = i == len(batches) - 1
             no_sync = self.ctx.enabled and not last and hasattr(self.wrapped, "no_sync")
             sync = self.wrapped.no_sync() if no_sync else contextlib.nullcontext()
             with sync, autocast_context(self.ctx.device, self.config.bf16_autocast):
                 loss, stats = self.task.compute_loss(self.wrapped, batch)
-            (loss / len(micro)).backward()
+            (loss * share).backward()
             for k, v in {"loss": loss.detach(), **stats}.items():
-                sums[k] = sums.get(k, 0.0) + v.detach().float() / len(micro)
+                sums[k] = sums.get(k, 0.0) + v.detach().float() * share
         if self.config.max_grad_norm:
             sums["grad_norm"] = torch.nn.utils.clip_grad_norm_(
                 self.wrapped.parameters(), self.config.max_grad_norm

@@ -44,7 +44,7 @@ def reward_stats(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -
         "rewards/chosen": c.mean(),
         "rewards/rejected": r.mean(),
         "rewards/margins": (c - r).mean(),
-        "rewards/accuracy": (c > r).float().mean(),
+        "rewards/accuracies": (c > r).float().mean(),
     }
 
 

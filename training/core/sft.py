@@ -38,6 +38,11 @@ def sft_batch_loss(scorer: nn.Module, batch: Batch) -> tuple[Any, dict[str, Any]
     return sequence_sft_loss(out["logps"], out["counts"])
 
 
+def sft_loss_weight(batch: Batch) -> float:
+    """The tokens `sft_batch_loss` averages over: scored positions, token t+1 predicted at t."""
+    return float(batch["loss_mask"][:, 1:].sum())
+
+
 def train_sft(
     config: SFTConfig,
     rows: Sequence[Row],
@@ -59,6 +64,7 @@ def train_sft(
         lengths=[e.length for e in examples],
         collate=partial(collate_sequences, pad_id=tokenizer.pad_token_id),
         compute_loss=sft_batch_loss,
+        loss_weight=sft_loss_weight,
         scorer=CompletionScorer(model),
         card={"title": f"SFT of {Path(base_model).name}", "base_model": str(base_model)},
     )

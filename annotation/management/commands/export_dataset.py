@@ -1,10 +1,11 @@
-"""Export a project's data (or the arena's votes) to one JSONL or Parquet file, streamed.
+"""Export a project's data (or the arena's votes) to one JSONL, JSON array or Parquet file,
+streamed (the JSON array is what FastChat's leaderboard code reads for arena votes).
 
     python manage.py export_dataset --project NAME --format {preference,kto,sft,hh,arena}
         [--pairs {all,best-vs-rest,consensus}] [--ties {drop,keep}]
         [--style {standard,conversational}] [--source {rankings,demonstrations}]
         [--accepted-only] [--since DATE] [--until DATE] [--min-agreement X] [--gold-min X]
-        [--category C ...] [--guidelines-version N ...] --output FILE.jsonl|FILE.parquet
+        [--category C ...] [--guidelines-version N ...] --output FILE.jsonl|FILE.json|FILE.parquet
 
 This writes a file, not a snapshot: for data a training run points at, create a snapshot
 (web page or API), which is immutable and hashed.
@@ -44,13 +45,13 @@ class Command(BaseCommand):
         parser.add_argument("--gold-min", type=float, help="annotators' least mean gold score")
         parser.add_argument("--category", action="append", default=[])
         parser.add_argument("--guidelines-version", type=int, action="append", default=[])
-        parser.add_argument("--output", required=True, help="FILE.jsonl or FILE.parquet")
+        parser.add_argument("--output", required=True, help="FILE.jsonl, FILE.json or FILE.parquet")
 
     def handle(self, *args: Any, **options: Any) -> None:
         output = Path(options["output"])
-        kind = {".jsonl": "jsonl", ".parquet": "parquet"}.get(output.suffix)
+        kind = {".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}.get(output.suffix)
         if kind is None:
-            raise CommandError("--output must end in .jsonl or .parquet")
+            raise CommandError("--output must end in .jsonl, .json (one JSON array) or .parquet")
         fmt = options["format"]
         source = (
             "arena"

@@ -34,6 +34,9 @@ def _anchor(text: str) -> tuple[str, float]:
 
 class Command(BaseCommand):
     help = "Bradley-Terry leaderboard with confidence intervals from a battle file (no database)."
+    # No database and no URLs: the system checks would import every view (DRF, the schema
+    # generator) for nothing; a leaderboard of a file runs without them.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--input", required=True, help="battle file: .csv/.jsonl/.json[.gz]")
@@ -54,7 +57,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            battles = battle_files.read_battles(options["input"], category=options["category"])
+            battles = battle_files.read_battles(
+                options["input"], category=options["category"], categories=False
+            )
         except (OSError, ValueError) as exc:
             raise CommandError(f"{options['input']}: {exc}") from exc
         if len(battles) == 0:

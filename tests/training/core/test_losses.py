@@ -34,7 +34,7 @@ def test_dpo_loss_is_minus_log_sigmoid_of_beta_times_margin() -> None:
     assert stats["rewards/chosen"].item() == pytest.approx((0.05 + 0.0) / 2)
     assert stats["rewards/rejected"].item() == pytest.approx((-0.05 + 0.05) / 2)
     assert stats["rewards/margins"].item() == pytest.approx((0.1 - 0.05) / 2)
-    assert stats["rewards/accuracy"].item() == 0.5
+    assert stats["rewards/accuracies"].item() == 0.5
 
 
 def test_dpo_loss_with_label_smoothing_mixes_both_directions_as_cdpo() -> None:
@@ -136,7 +136,7 @@ def test_bradley_terry_loss_subtracts_the_margin() -> None:
     loss, stats = L.bradley_terry_loss(chosen, rejected, margin=t(0.25, 0.0))
     expected = (softplus(-(0.5 - 0.25)) + softplus(0.5)) / 2
     assert loss.item() == pytest.approx(expected)
-    assert stats["rewards/accuracy"].item() == 0.5
+    assert stats["rewards/accuracies"].item() == 0.5
     assert stats["rewards/margins"].item() == pytest.approx(0.0)
 
 

@@ -74,3 +74,49 @@ def test_a_failing_job_raises_with_its_output(tiny_model_dir: Path, tmp_path):
             tmp_path / "run",
             processes=2,
         )
+
+
+def test_an_unknown_kind_of_run_is_refused_by_the_trainer_table():
+    from training.core.launch import trainer
+
+    assert trainer("sft")[1].__name__ == "train_sft"
+    with pytest.raises(ValueError, match="unknown trainer 'bogus'"):
+        trainer("bogus")
+
+
+def test_a_guarded_job_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "sleeper.py").write_text("import time\nprint('up', flush=True)\ntime.sleep(120)\n")
+    root = Path(__file__).resolve().parents[3]
+    # A parent that starts the guarded job, says its pid, then waits to be killed.
+    parent_code = (
+        "import os, subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-m', 'training.core.launch', '--guard',"
+        " str(os.getpid()), 'sleeper'], stdout=subprocess.PIPE, text=True)\n"
+        "child.stdout.readline()\n"
+        "print(child.pid, flush=True)\n"
+        "import time; time.sleep(120)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(tmp_path)])}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True, env=env
+    )
+    child_pid = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:  # a zombie waiting for init to reap it counts as gone
+            if Path(f"/proc/{child_pid}/stat").read_text().split()[2] == "Z":
+                break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child_pid, signal.SIGKILL)
+        pytest.fail("the guarded job outlived the process that started it")

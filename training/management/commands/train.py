@@ -1,7 +1,7 @@
 """Start a training run from a script, and optionally wait for it.
 
     python manage.py train --kind dpo --loss sigmoid --base smollm2-135m-helpful \
-        --snapshot 3 --set learning_rate=5e-7 --set num_epochs=1 --wait
+        --snapshot 3 --set learning_rate=1e-5 --set num_epochs=2 --wait
 """
 
 import json
@@ -38,6 +38,15 @@ class Command(BaseCommand):
         )
         parser.add_argument("--judge", default="", help="PPO/GRPO: a reward model's name.")
         parser.add_argument("--verifier", default="", help="PPO/GRPO: a verifier's name.")
+        parser.add_argument(
+            "--eval-judge",
+            default="",
+            help="Policy runs: the reward model of the evaluation report (one not trained on "
+            "prompts of the snapshot).",
+        )
+        parser.add_argument(
+            "--eval-suite", default="", help="Policy runs: the evaluation suite of the report."
+        )
         parser.add_argument("--wait", action="store_true", help="Wait and print progress.")
 
     def handle(self, *args, **options):
@@ -54,7 +63,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--set takes KEY=VALUE; got {item!r}.")
             hyper[key.strip()] = _value(value.strip())
         try:
-            run = services.training_run_create(
+            run_request = services.run_request_build(
                 kind=options["kind"],
                 loss_type=options["loss"],
                 base_model=base,
@@ -62,9 +71,12 @@ class Command(BaseCommand):
                 hyperparameters=hyper,
                 reward_model=self._judge(options["judge"]),
                 verifier=options["verifier"],
+                eval_judge=self._judge(options["eval_judge"]),
+                eval_suite=self._suite(options["eval_suite"]),
             )
         except services.RunError as exc:
             raise CommandError(str(exc)) from None
+        run = services.training_run_create(request=run_request)
         self.stdout.write(f"Run #{run.pk} queued.")
         if options["wait"]:
             self._wait(run)
@@ -76,6 +88,16 @@ class Command(BaseCommand):
         if judge is None:
             raise CommandError(f"No reward model named {name!r}.")
         return judge
+
+    def _suite(self, name: str):
+        from evaluation.models import Suite
+
+        if not name:
+            return None
+        suite = Suite.objects.filter(name=name).first()
+        if suite is None:
+            raise CommandError(f"No evaluation suite named {name!r}.")
+        return suite
 
     def _wait(self, run: TrainingRun) -> None:
         last = None
