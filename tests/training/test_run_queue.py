@@ -1,8 +1,6 @@
 """Runs waiting on the single-worker `gpu` queue behind a running job are not re-sent: a real
 worker takes three queued runs one after another while beat's job sweep runs all the time."""
 
-from datetime import timedelta
-
 import pytest
 from django.utils import timezone
 
@@ -14,26 +12,35 @@ from training.models import RunStatus, TrainingRun
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-RESEND_AFTER_S = 2
+# Longer than the moment between one run's end and the worker taking the next (milliseconds),
+# shorter than the last run waits behind the first two.
+RESEND_AFTER_S = 3
 TASK = "training.tasks.training_run_execute"
 
 
-def test_runs_queued_behind_a_running_run_each_run_once_without_a_second_message(
-    celery_worker, tiny_contestant, settings, monkeypatch
-):
-    settings.JOB_RESEND_AFTER_S = RESEND_AFTER_S
-    published = []
+@pytest.fixture
+def published(monkeypatch) -> list[tuple[str, tuple]]:
+    """Every task this process publishes, by name and arguments."""
+    sent = []
     publish = queue.publish
 
     def counted(task_name, *args, **options):
-        published.append((task_name, args))
+        sent.append((task_name, args))
         return publish(task_name, *args, **options)
 
     monkeypatch.setattr(queue, "publish", counted)
     monkeypatch.setattr(jobs, "publish", counted)
+    return sent
+
+
+def test_runs_queued_behind_a_running_run_each_run_once_without_a_second_message(
+    celery_worker, tiny_contestant, settings, published
+):
+    settings.JOB_RESEND_AFTER_S = RESEND_AFTER_S
     # A message an earlier test left on the queue could name one of these runs' keys and start
     # it out of turn.
-    celery_worker.settle("gpu")
+    for queue_name in ("default", "generate", "gpu"):
+        celery_worker.settle(queue_name)
     log_start = len(celery_worker.lines)
     snapshot = _snapshot(
         "preference",
@@ -48,33 +55,30 @@ def test_runs_queued_behind_a_running_run_each_run_once_without_a_second_message
             loss_type="sigmoid",
             base_model=tiny_contestant,
             snapshot=snapshot,
-            # Long enough for the test to see the last run waiting (tiny model: seconds).
-            hyperparameters={"batch_size": 4, "max_length": 64, "num_epochs": 12},
+            # Long enough for the last run to wait past the resend period (tiny model: seconds).
+            hyperparameters={"batch_size": 4, "max_length": 64, "num_epochs": 60},
         )
         for _ in range(3)
     ]
-    # Beat's sweep, as often as the test can run it. Whenever the last run is queued behind a
-    # running one, the sweep also looks from the moment the last run has waited past the resend
-    # period (a sweep's clock is its argument): however fast this machine trains, the case that
-    # must not re-send is seen.
-    overdue_sweeps = []
+    # Beat's sweep, as often as the test can run it, on the real clock: a sweep that pretended
+    # a later moment would take a run that has just finished for a queue idle all along.
+    waited_past = []
     ids = [r.pk for r in runs]
 
     def finished() -> bool:
-        jobs.jobs_sweep()
         last = TrainingRun.objects.get(pk=runs[-1].pk)
         running = TrainingRun.objects.filter(pk__in=ids, status=RunStatus.RUNNING).exists()
-        if last.status == RunStatus.QUEUED and running:
-            overdue = last.enqueued_at + timedelta(seconds=RESEND_AFTER_S + 1)
-            jobs.jobs_sweep(now=max(timezone.now(), overdue))
-            overdue_sweeps.append(overdue)
+        waited = timezone.now() - last.enqueued_at
+        if last.status == RunStatus.QUEUED and running and waited.total_seconds() > RESEND_AFTER_S:
+            waited_past.append(waited)
+        jobs.jobs_sweep()
         return not TrainingRun.objects.filter(pk__in=ids).active().exists()
 
     wait_for(finished, timeout=600, interval=0.1)
     for run in TrainingRun.objects.filter(pk__in=[r.pk for r in runs]):
         assert run.status == RunStatus.SUCCEEDED, run.error
         assert run.attempts == 1
-    assert overdue_sweeps, "the last run was never seen waiting behind a running one"
+    assert waited_past, "the last run never waited past the resend period behind a running one"
     assert published == [(TASK, (run.pk,)) for run in runs]
     received = [
         line for line in celery_worker.lines[log_start:] if TASK in line and "received" in line
