@@ -7,7 +7,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from annotation import services as annotation_services
 from annotation.models import DatasetSnapshot
 from arena import battles, services
-from training.models import RewardModel, TrainingRun
+from training.models import JudgeJob, JudgeJobKind, RewardModel, TrainingRun
 
 ROLES = ("anonymous", "outsider", "annotator", "reviewer", "researcher", "admin")
 OK, LOGIN, API_AUTH, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 302, 401, 403, 404, 405
@@ -113,6 +113,7 @@ MATRIX = {
     },
     "training:judge-best-of-n": POST_ONLY
     | {"anonymous": LOGIN, "outsider": FORBIDDEN, "annotator": FORBIDDEN, "reviewer": FORBIDDEN},
+    "training:judge-best-of-n-job": RESEARCHERS,
     "training-run-list": API_RESEARCHERS,
     "training-run-detail": API_RESEARCHERS,
     "training-run-cancel": API_ADMINS_POST,
@@ -123,6 +124,7 @@ MATRIX = {
     # (a GET names no action, so only admins pass the role check; researchers POST to it,
     # see tests/training/test_judges.py)
     "judge-best-of-n": API_ADMINS_POST,
+    "judge-job": API_RESEARCHERS,
     "annotation:projects": SIGNED_IN,
     "annotation:my-work": ANNOTATORS,
     "annotation:project": SIGNED_IN,
@@ -242,6 +244,9 @@ def world(db, annotator, tiny_contestant, tiny_model_dir):
     snapshot = DatasetSnapshot.objects.create(name="s", source="rankings", format="preference")
     run = TrainingRun.objects.create(kind="dpo", base_model=tiny_contestant, snapshot=snapshot)
     judge = RewardModel.objects.create(name="judge", path="/models/judge")
+    best_of_n = JudgeJob.objects.create(
+        judge=judge, kind=JudgeJobKind.BEST_OF_N, contestant=tiny_contestant, status="succeeded"
+    )
     return {
         "public_id": battle.public_id,
         "generation_id": generation.pk,
@@ -251,6 +256,7 @@ def world(db, annotator, tiny_contestant, tiny_model_dir):
         "assignment_id": assignment.pk,
         "run_id": run.pk,
         "judge_id": judge.pk,
+        "job_id": best_of_n.pk,
         "kind": "ranking",
         "work_id": 1,
     }
@@ -261,6 +267,8 @@ def _url(name: str, world: dict) -> str:
         return "/admin/"
     if name.startswith("training-run-") and name != "training-run-list":
         return reverse(name, kwargs={"pk": world["run_id"]})
+    if name == "judge-job":
+        return reverse(name, kwargs={"pk": world["judge_id"], "job_id": world["job_id"]})
     if name.startswith("judge-") and name != "judge-list":
         return reverse(name, kwargs={"pk": world["judge_id"]})
     for kwargs in (
@@ -274,6 +282,7 @@ def _url(name: str, world: dict) -> str:
         {"kind": world["kind"], "work_id": world["work_id"]},
         {"run_id": world["run_id"]},
         {"judge_id": world["judge_id"]},
+        {"judge_id": world["judge_id"], "job_id": world["job_id"]},
         {"suite_id": 999_999},
         {"evaluation_id": 999_999},
     ):

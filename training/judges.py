@@ -1,7 +1,7 @@
 """Writes of judges (registered reward models): score arena battles and annotation candidates,
 pick the best of n samples, and send back to review the rankings a judge strongly disagrees with.
 
-Scoring and flagging run as `JudgeJob`s on the `gpu` queue; best-of-n answers in the request.
+Scoring, flagging and best-of-n run as `JudgeJob`s on the `gpu` queue.
 The numbers come from `training/core` (`reward.score`, `evaluation.best_of_n`).
 """
 
@@ -320,6 +320,8 @@ def judge_job_execute(*, job_id: int) -> JudgeJob | None:
 
 
 def _job_work(job: JudgeJob) -> dict:
+    if job.kind == JudgeJobKind.BEST_OF_N:
+        return judge_best_of_n(judge=job.judge, contestant=job.contestant, **job.params)
     loaded = judge_load(job.judge)
     if job.kind == JudgeJobKind.SCORE_BATTLES:
         return {"battles": judge_score_battles(judge=job.judge, loaded=loaded)}
@@ -357,6 +359,44 @@ def _best_of_n_settings(contestant, prompt, n, temperature, max_new_tokens, seed
     )
 
 
+def judge_best_of_n_start(
+    *,
+    judge: RewardModel,
+    contestant: Contestant,
+    prompt: str,
+    n: int = 4,
+    temperature: float | None = None,
+    max_new_tokens: int | None = None,
+    seed: int = 0,
+    user=None,
+) -> JudgeJob:
+    """Validate a best-of-n request and queue it on the `gpu` queue, where loading two models
+    and sampling cannot hold a web process; one waiting request per person at a time."""
+    if not judge.is_active:
+        raise JudgeError(f"Judge {judge.name} is not active.")
+    _best_of_n_settings(contestant, prompt, n, temperature, max_new_tokens, seed)
+    user = user if user is not None and user.is_authenticated else None
+    mine = JudgeJob.objects.filter(kind=JudgeJobKind.BEST_OF_N, created_by=user).active()
+    if user is not None and mine.exists():
+        raise JudgeError("Your last best-of-n request is still running; wait for it first.")
+    with transaction.atomic():
+        job = JudgeJob.objects.create(
+            judge=judge,
+            kind=JudgeJobKind.BEST_OF_N,
+            contestant=contestant,
+            params={
+                "prompt": prompt,
+                "n": n,
+                "temperature": temperature,
+                "max_new_tokens": max_new_tokens,
+                "seed": seed,
+            },
+            created_by=user,
+        )
+        job_enqueue(job=job)
+    return job
+
+
 def judge_best_of_n(
     *,
     judge: RewardModel,
@@ -368,7 +408,8 @@ def judge_best_of_n(
     seed: int = 0,
 ) -> dict:
     """Sample `n` answers of a local contestant to `prompt` and return them scored by the judge,
-    best first (`best` is the winner). Runs in this process, like `/v1/chat/completions`."""
+    best first (`best` is the winner). Runs in this process: the gpu worker's best-of-n job,
+    or a bench."""
     from arena.backends import with_system_prompt
     from arena.services import contestant_model_path
     from training.core.evaluation import best_of_n

@@ -313,11 +313,13 @@ class JudgeJobKind(models.TextChoices):
     SCORE_BATTLES = "score_battles", "Score arena battles"
     SCORE_CANDIDATES = "score_candidates", "Score a project's candidate answers"
     FLAG_RANKINGS = "flag_rankings", "Flag rankings the judge disagrees with"
+    BEST_OF_N = "best_of_n", "Best of n samples of a policy"
 
 
 class JudgeJob(Job):
     """Background work of a judge (on the `gpu` queue): scoring battles or a project's
-    candidates, or flagging a project's rankings; `result` holds what it did."""
+    candidates, flagging a project's rankings, or picking the best of n samples of a policy
+    (`contestant`, with the request in `params`); `result` holds what it did."""
 
     judge = models.ForeignKey(RewardModel, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=20, choices=JudgeJobKind.choices)
@@ -326,6 +328,12 @@ class JudgeJob(Job):
     )
     threshold = models.FloatField(
         null=True, blank=True, help_text="Flagging: the smallest reward margin that flags."
+    )
+    contestant = models.ForeignKey(
+        "arena.Contestant", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    params = models.JSONField(
+        default=dict, blank=True, help_text="Best-of-n: prompt, n and sampling settings."
     )
     result = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db.models import Avg, Count
 
 from arena.models import Contestant
-from training.models import JudgeScore, RewardModel, TrainingRun
+from training.models import JudgeJobKind, JudgeScore, RewardModel, TrainingRun
 
 # Metrics drawn on the run page, in this order, when the trainer reports them.
 CHART_METRICS = (
@@ -138,7 +138,7 @@ def judge_summary(*, judge: RewardModel) -> dict:
         .annotate(n=Count("id"), mean=Avg("score"))
         .order_by("completion__prompt__project__name")
     )
-    jobs = list(judge.jobs.select_related("project")[:20])
+    jobs = list(judge_jobs(judge=judge)[:20])
     return {
         "agreement": judge_agreement(judge=judge),
         "candidates": [
@@ -172,3 +172,13 @@ def run_arena(run: TrainingRun) -> dict | None:
         "policy": rows.get(run.result_contestant.name),
         "parent": rows.get(run.base_model.name),
     }
+
+
+def judge_jobs(*, judge: RewardModel):
+    """Everything asked of `judge`, with the project or policy each job read."""
+    return judge.jobs.select_related("project", "contestant")
+
+
+def best_of_n_jobs(*, judge: RewardModel):
+    """The best-of-n requests made of `judge`."""
+    return judge_jobs(judge=judge).filter(kind=JudgeJobKind.BEST_OF_N)

@@ -12,4 +12,9 @@ urlpatterns = [
     path("judges/<int:judge_id>/", views.judge_detail, name="judge"),
     path("judges/<int:judge_id>/jobs/", views.judge_job_start, name="judge-jobs"),
     path("judges/<int:judge_id>/best-of-n/", views.judge_best_of_n, name="judge-best-of-n"),
+    path(
+        "judges/<int:judge_id>/best-of-n/<int:job_id>/",
+        views.judge_best_of_n_job,
+        name="judge-best-of-n-job",
+    ),
 ]

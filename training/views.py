@@ -114,7 +114,7 @@ def _judge_page(
     *,
     job_form=None,
     bon_form=None,
-    best=None,
+    bon_job=None,
     error: str = "",
     status: int = 200,
 ):
@@ -123,7 +123,7 @@ def _judge_page(
         "summary": selectors.judge_summary(judge=judge),
         "job_form": job_form or JudgeJobForm(),
         "bon_form": bon_form or BestOfNForm(),
-        "best": best,
+        "bon_job": bon_job,
         "error": error,
         "threshold": judges.DEFAULT_FLAG_THRESHOLD,
     }
@@ -170,14 +170,15 @@ def judge_job_start(request, judge_id: int):
 @role_required(*VIEW)
 @require_POST
 def judge_best_of_n(request, judge_id: int):
-    """Sample n answers and show them best first; htmx swaps in the result fragment only."""
+    """Queue n samples and their scores on the gpu worker; the fragment that answers polls the
+    job until the ranked samples are there (htmx), or the page shows where to find them."""
     judge = get_object_or_404(RewardModel, pk=judge_id)
     form = BestOfNForm(request.POST)
-    best, error = None, ""
+    job, error = None, ""
     if form.is_valid():
         data = form.cleaned_data
         try:
-            best = judges.judge_best_of_n(
+            job = judges.judge_best_of_n_start(
                 judge=judge,
                 contestant=data["contestant"],
                 prompt=data["prompt"],
@@ -185,14 +186,27 @@ def judge_best_of_n(request, judge_id: int):
                 temperature=data["temperature"],
                 max_new_tokens=data["max_new_tokens"],
                 seed=data["seed"] or 0,
+                user=request.user,
             )
         except judges.JudgeError as exc:
             error = str(exc)
     else:
         error = " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-    status = 400 if error else 200
+    if job is not None and not request.htmx:
+        return redirect("training:judge-best-of-n-job", judge_id=judge.pk, job_id=job.pk)
+    status = 400 if error else 202
     if request.htmx:
-        return render(
-            request, "training/judge.html#best-of-n", {"best": best, "error": error}, status=status
-        )
-    return _judge_page(request, judge, bon_form=form, best=best, error=error, status=status)
+        context = {"judge": judge, "bon_job": job, "error": error}
+        return render(request, "training/judge.html#best-of-n", context, status=status)
+    return _judge_page(request, judge, bon_form=form, error=error, status=status)
+
+
+@role_required(*VIEW)
+@require_GET
+def judge_best_of_n_job(request, judge_id: int, job_id: int):
+    """One best-of-n request: waiting, failed, or its samples best first."""
+    judge = get_object_or_404(RewardModel, pk=judge_id)
+    job = get_object_or_404(selectors.best_of_n_jobs(judge=judge), pk=job_id)
+    if request.htmx:
+        return render(request, "training/judge.html#best-of-n", {"judge": judge, "bon_job": job})
+    return _judge_page(request, judge, bon_job=job)

@@ -14,6 +14,7 @@ from tests.e2e.conftest import screenshots_folder
 from tests.training.test_judges import LengthJudge, _battle
 from tests.training.test_runs import SMALL, WORDS, _snapshot
 from training import judges, reports, services
+from training.models import JudgeJob
 
 
 def _log_in(page, url, username, password):
@@ -97,6 +98,9 @@ def test_a_researcher_reads_a_judge_and_a_run_report(
     page.get_by_label("Prompt").fill("two plus two")
     page.locator("input[name=n]").fill("3")
     page.get_by_role("button", name="Sample and judge").click()
+    expect(page.get_by_role("status")).to_contain_text("sampled on the GPU worker")
+    # The gpu worker's part, here (a test worker that took the message finds it claimed).
+    judges.judge_job_execute(job_id=JudgeJob.objects.get(kind="best_of_n").pk)
     expect(page.locator("#best-of-n li")).to_have_count(3)
     screenshot("judge-page")
 

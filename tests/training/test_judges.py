@@ -306,15 +306,56 @@ def test_admin_starts_scoring_from_the_page_and_bad_input_gets_a_message(
     assert JudgeJob.objects.count() == 1
 
 
-def test_best_of_n_form_renders_the_ranked_samples(researcher_client, judge, tiny_contestant):
+def test_best_of_n_is_queued_for_the_gpu_worker_and_the_fragment_polls_until_the_samples(
+    researcher_client, researcher, judge, tiny_contestant
+):
     url = f"/training/judges/{judge.pk}/best-of-n/"
     data = {"contestant": "tiny-llama", "prompt": "two plus two", "n": 2, "seed": 0}
     fragment = researcher_client.post(url, data, headers={"HX-Request": "true"})
     html = fragment.content.decode()
-    assert fragment.status_code == 200 and html.count("<li") == 2 and "best" in html
-    assert "<html" not in html  # only the fragment
+    job = JudgeJob.objects.get(kind="best_of_n")
+    assert job.status == JobStatus.QUEUED and job.created_by == researcher
+    assert job.params == {
+        "prompt": "two plus two",
+        "n": 2,
+        "temperature": None,
+        "max_new_tokens": None,
+        "seed": 0,
+    }
+    poll = f"/training/judges/{judge.pk}/best-of-n/{job.pk}/"
+    assert fragment.status_code == 202 and f'hx-get="{poll}"' in html and "<html" not in html
+    again = researcher_client.post(url, data, headers={"HX-Request": "true"})
+    assert again.status_code == 400 and "still running" in again.content.decode()
+
+    judges.judge_job_execute(job_id=job.pk)
+    done = researcher_client.get(poll, headers={"HX-Request": "true"}).content.decode()
+    assert done.count("<li") == 2 and "best" in done and "hx-get" not in done
+    page = researcher_client.get(poll).content.decode()  # the page, for a link or no script
+    assert "<html" in page and page.count('class="best"') == 1
     bad = researcher_client.post(url, {**data, "n": 40}, headers={"HX-Request": "true"})
     assert bad.status_code == 400 and "less than or equal to 16" in bad.content.decode()
+
+
+def test_best_of_n_without_script_goes_to_the_page_of_its_job(
+    researcher_client, judge, tiny_contestant
+):
+    url = f"/training/judges/{judge.pk}/best-of-n/"
+    response = researcher_client.post(url, {"contestant": "tiny-llama", "prompt": "hi", "n": 2})
+    job = JudgeJob.objects.get(kind="best_of_n")
+    assert response.status_code == 302
+    assert response["Location"] == f"/training/judges/{judge.pk}/best-of-n/{job.pk}/"
+    assert "Queued" in researcher_client.get(response["Location"]).content.decode()
+
+
+def test_a_best_of_n_job_whose_policy_cannot_load_says_why(judge, tiny_contestant, tmp_path):
+    job = judges.judge_best_of_n_start(
+        judge=judge, contestant=tiny_contestant, prompt="hi", n=2, seed=0
+    )
+    tiny_contestant.model_path = str(tmp_path / "gone")
+    tiny_contestant.save(update_fields=["model_path"])
+    judges.judge_job_execute(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "tiny" in job.error.lower()
 
 
 def test_api_lists_judges_starts_jobs_and_answers_best_of_n(
@@ -331,7 +372,12 @@ def test_api_lists_judges_starts_jobs_and_answers_best_of_n(
         {"contestant": "tiny-llama", "prompt": "paris", "n": 2},
         format="json",
     )
-    assert best.status_code == 200 and len(best.json()["candidates"]) == 2
+    assert best.status_code == 202 and best.json()["status"] == "queued", best.content
+    assert best.json()["contestant"] == "tiny-llama" and best.json()["params"]["n"] == 2
+    judges.judge_job_execute(job_id=best.json()["id"])
+    done = api_client.get(f"/api/training/judges/{judge.pk}/jobs/{best.json()['id']}/").json()
+    assert done["status"] == "succeeded" and len(done["result"]["candidates"]) == 2
+    assert api_client.get(f"/api/training/judges/{judge.pk}/jobs/999999/").status_code == 404
     refused = api_client.post(
         f"/api/training/judges/{judge.pk}/best-of-n/",
         {"contestant": "tiny-llama", "prompt": "paris", "temperature": 0},

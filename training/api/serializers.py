@@ -142,6 +142,7 @@ class TrainingRunCreateSerializer(serializers.Serializer):
 
 class JudgeJobSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    contestant = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:
         model = JudgeJob
@@ -150,6 +151,8 @@ class JudgeJobSerializer(serializers.ModelSerializer):
             "kind",
             "project",
             "threshold",
+            "contestant",
+            "params",
             "status",
             "result",
             "error",

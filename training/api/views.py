@@ -5,12 +5,13 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from core.idempotency import idempotent
 from core.permissions import HasRole
 from core.roles import Role
-from training import judges, services
+from training import judges, selectors, services
 from training.api.serializers import (
     BestOfNSerializer,
     JudgeDetailSerializer,
@@ -98,7 +99,7 @@ class JudgeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     def get_permissions(self):
         # Anything but reading and best-of-n (a request without an action, too) is for admins.
-        reader = self.action in ("list", "retrieve", "best_of_n")
+        reader = self.action in ("list", "retrieve", "best_of_n", "job")
         roles = (Role.RESEARCHER, Role.ADMIN) if reader else (Role.ADMIN,)
         return [HasRole.of(*roles)()]
 
@@ -117,14 +118,24 @@ class JudgeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(JudgeJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=BestOfNSerializer, responses={200: dict})
+    @extend_schema(request=BestOfNSerializer, responses={202: JudgeJobSerializer})
     @action(detail=True, methods=["post"], url_path="best-of-n", url_name="best-of-n")
     def best_of_n(self, request, pk=None):
-        """Sample n answers of a local model to the prompt; the judge's scores, best first."""
+        """Queue n samples of a local model to the prompt on the gpu worker; the job's `result`
+        holds the judge's scores, best first, once its status is `succeeded`."""
         data = BestOfNSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            result = judges.judge_best_of_n(judge=self.get_object(), **data.validated_data)
+            job = judges.judge_best_of_n_start(
+                judge=self.get_object(), user=request.user, **data.validated_data
+            )
         except judges.JudgeError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(result)
+        return Response(JudgeJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: JudgeJobSerializer})
+    @action(detail=True, methods=["get"], url_path=r"jobs/(?P<job_id>[0-9]+)", url_name="job")
+    def job(self, request, pk=None, job_id=None):
+        """One job of this judge: its status and, once finished, its result."""
+        job = get_object_or_404(selectors.judge_jobs(judge=self.get_object()), pk=job_id)
+        return Response(JudgeJobSerializer(job).data)
