@@ -139,14 +139,7 @@ def leaderboard_compute(
     # A style-controlled bootstrap refits every battle per round (~0.5 s per round per million
     # battles); its sandwich intervals are the fast, robust alternative.
     use_bootstrap = rounds > 0 and not style_control
-    report = ratings.rate(
-        columns["a"],
-        columns["b"],
-        outcome,
-        ci="bootstrap" if use_bootstrap else "sandwich",
-        rounds=max(rounds, 1),
-        **features,
-    )
+    report = _rate(columns, outcome, rounds if use_bootstrap else 0, features)
     rows, provisional = (
         ratings.leaderboard_rows(report, min_votes=settings.ARENA_MIN_VOTES, provisional=p)
         for p in (False, True)
@@ -167,6 +160,18 @@ def leaderboard_compute(
     )
     _snapshot_store(snapshot)
     return snapshot
+
+
+def _rate(columns: dict[str, list], outcome, bootstrap_rounds: int, features: dict):
+    """The ratings with bootstrap intervals (`bootstrap_rounds` > 0) or sandwich ones."""
+    return ratings.rate(
+        columns["a"],
+        columns["b"],
+        outcome,
+        ci="bootstrap" if bootstrap_rounds else "sandwich",
+        rounds=max(bootstrap_rounds, 1),
+        **features,
+    )
 
 
 def _plots(columns: dict[str, list], outcome, report) -> dict:

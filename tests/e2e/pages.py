@@ -28,6 +28,21 @@ def world(tiny_model_dir, tiny_contestant) -> dict:
     """Contestants with long names, counted votes and a fitted leaderboard, an annotation
     project with a ranking and a demonstration, a finished and a running training run, and an
     evaluation suite with one judged model."""
+    _arena(tiny_model_dir)
+    project = _project()
+    finished, running = _runs(tiny_contestant)
+
+    from evaluation.suites import PromptRow, suite_create
+
+    baseline = arena_services.contestant_create(
+        name="tiny-base", display_name="Tiny Base", backend="local", model_path=str(tiny_model_dir)
+    )
+    suite = suite_create(name="mini", baseline=baseline, prompts=[PromptRow(p) for p in PROMPTS])
+    judge_by_hand(suite, tiny_contestant, [2.0, 1.0, 1.5])
+    return {"finished": finished, "running": running, "project": project}
+
+
+def _arena(tiny_model_dir) -> None:
     for name, shown in [
         ("tiny-two", "Tiny Two"),
         ("tiny-long", "A rather long model name that must wrap or scroll on a phone v2"),
@@ -48,6 +63,8 @@ def world(tiny_model_dir, tiny_contestant) -> dict:
     battle_io.battles_import(path=path)
     leaderboards.leaderboard_compute(rounds=20)
 
+
+def _project():
     project = ProjectFactory(slug="layout", name="Layout check", overlap=1, guidelines="Be *kind*.")
     question = [{"role": "user", "content": "Reverse a list"}]
     prompt = PromptFactory(project=project, messages=question)
@@ -59,7 +76,10 @@ def world(tiny_model_dir, tiny_contestant) -> dict:
     annotation_services.ranking_item_create(prompt=prompt, completions=answers)
     demo = PromptFactory(project=project, messages=[{"role": "user", "content": "A sea haiku."}])
     Item.objects.create(project=project, prompt=demo, kind=TaskKind.DEMONSTRATION)
+    return project
 
+
+def _runs(tiny_contestant) -> tuple[TrainingRun, TrainingRun]:
     pairs = _snapshot("preference", [{"prompt": "a", "chosen": "b", "rejected": "c"}] * 4)
     metrics = [
         {"step": s, "loss": 0.69 - 0.02 * s, "learning_rate": LEARNING_RATE * (1 - s / 40)}
@@ -88,15 +108,7 @@ def world(tiny_model_dir, tiny_contestant) -> dict:
         total_steps=10,
         metrics=metrics[:3],
     )
-
-    from evaluation.suites import PromptRow, suite_create
-
-    baseline = arena_services.contestant_create(
-        name="tiny-base", display_name="Tiny Base", backend="local", model_path=str(tiny_model_dir)
-    )
-    suite = suite_create(name="mini", baseline=baseline, prompts=[PromptRow(p) for p in PROMPTS])
-    judge_by_hand(suite, tiny_contestant, [2.0, 1.0, 1.5])
-    return {"finished": finished, "running": running, "project": project}
+    return finished, running
 
 
 def log_in(page, url: str, username: str) -> None:

@@ -29,6 +29,35 @@ def _log_in(page, url, username, password):
 def test_an_annotator_ranks_and_writes_with_the_keyboard_and_a_reviewer_rejects(
     live_server, page, browser, screenshot, annotator, reviewer, admin_user
 ):
+    answers = _project_with_a_ranking_and_a_demonstration()
+    _rank_and_write_with_keys(page, live_server.url, screenshot)
+
+    ranking = Ranking.objects.get(annotator=annotator)
+    ids = {c.text.split()[0]: c.id for c in answers}
+    assert sorted(ranking.groups[0]) == sorted([ids["Use"], ids["Call"]])
+    assert ranking.groups[1] == [ids["You"]]
+    assert Demonstration.objects.get(annotator=annotator).text.startswith("Waves fold")
+
+    review = browser.new_page()
+    _log_in(review, live_server.url, "rev", "pw-rev")
+    review.goto(f"{live_server.url}/annotation/projects/shift/review/")
+    card = review.locator(f"#ranking-{ranking.id}")
+    card.get_by_placeholder("Comment").fill("Slicing copies; the in-place method is better here.")
+    _save(review, "annotation-review-before")
+    card.get_by_role("button", name="Reject").click()
+    expect(review.locator(f"#ranking-{ranking.id} .decided")).to_contain_text("Rejected")
+    _save(review, "annotation-review")
+    ranking.refresh_from_db()
+    assert ranking.review_status == ReviewStatus.REJECTED
+
+    admin = browser.new_page()
+    _log_in(admin, live_server.url, "adm", "pw-adm")
+    admin.goto(f"{live_server.url}/annotation/projects/shift/dashboard/")
+    expect(admin.get_by_role("heading", name="Annotators")).to_be_visible()
+    _save(admin, "annotation-dashboard")
+
+
+def _project_with_a_ranking_and_a_demonstration():
     project = ProjectFactory(
         slug="shift",
         name="Shift",
@@ -49,9 +78,12 @@ def test_an_annotator_ranks_and_writes_with_the_keyboard_and_a_reviewer_rejects(
         project=project, messages=[{"role": "user", "content": "Write a haiku about the sea."}]
     )
     Item.objects.create(project=project, prompt=demo_prompt, kind=TaskKind.DEMONSTRATION)
+    return answers
 
-    _log_in(page, live_server.url, "ann", "pw-ann")
-    page.goto(f"{live_server.url}/annotation/projects/shift/")
+
+def _rank_and_write_with_keys(page, url: str, screenshot) -> None:
+    _log_in(page, url, "ann", "pw-ann")
+    page.goto(f"{url}/annotation/projects/shift/")
     screenshot("annotation-project")
     page.get_by_role("button", name="Next task").focus()
     page.keyboard.press("Enter")
@@ -85,27 +117,3 @@ def test_an_annotator_ranks_and_writes_with_the_keyboard_and_a_reviewer_rejects(
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     expect(page.get_by_text("Nothing left in the queue")).to_be_visible()
-
-    ranking = Ranking.objects.get(annotator=annotator)
-    ids = {c.text.split()[0]: c.id for c in answers}
-    assert sorted(ranking.groups[0]) == sorted([ids["Use"], ids["Call"]])
-    assert ranking.groups[1] == [ids["You"]]
-    assert Demonstration.objects.get(annotator=annotator).text.startswith("Waves fold")
-
-    review = browser.new_page()
-    _log_in(review, live_server.url, "rev", "pw-rev")
-    review.goto(f"{live_server.url}/annotation/projects/shift/review/")
-    card = review.locator(f"#ranking-{ranking.id}")
-    card.get_by_placeholder("Comment").fill("Slicing copies; the in-place method is better here.")
-    _save(review, "annotation-review-before")
-    card.get_by_role("button", name="Reject").click()
-    expect(review.locator(f"#ranking-{ranking.id} .decided")).to_contain_text("Rejected")
-    _save(review, "annotation-review")
-    ranking.refresh_from_db()
-    assert ranking.review_status == ReviewStatus.REJECTED
-
-    admin = browser.new_page()
-    _log_in(admin, live_server.url, "adm", "pw-adm")
-    admin.goto(f"{live_server.url}/annotation/projects/shift/dashboard/")
-    expect(admin.get_by_role("heading", name="Annotators")).to_be_visible()
-    _save(admin, "annotation-dashboard")

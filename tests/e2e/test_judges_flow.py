@@ -39,6 +39,41 @@ def test_a_researcher_reads_a_judge_and_a_run_report(
     tiny_model_dir,
     monkeypatch,
 ):
+    run = _judge_with_votes_flags_and_a_reported_run(
+        judge, tiny_contestant, tiny_model_dir, annotator, monkeypatch
+    )
+    _read_the_judge_and_the_report(page, live_server.url, run, screenshot)
+
+    context = browser.new_context()
+    review = context.new_page()
+    _log_in(review, live_server.url, "rev", "pw-rev")
+    review.goto(f"{live_server.url}/annotation/projects/judged/review/")
+    expect(review.get_by_text("Flagged by judge tiny-judge")).to_be_visible()
+    folder = screenshots_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    review.screenshot(path=str(folder / "review-flagged.png"), full_page=True)
+    context.close()
+
+    context = browser.new_context()
+    admin = context.new_page()
+    _log_in(admin, live_server.url, "adm", "pw-adm")
+    admin.goto(f"{live_server.url}/training/judges/{judge.pk}/")
+    admin.get_by_role("button", name="Score arena battles").click()
+    expect(admin.get_by_text("Queued; this page shows the job's progress.")).to_be_visible()
+    # The job is listed with its state; with a worker on the gpu queue it may already run.
+    jobs = admin.locator("#jobs section").filter(has=admin.get_by_role("heading", name="Jobs"))
+    newest = jobs.locator("tbody tr").first
+    expect(newest).to_contain_text("Score arena battles")
+    expect(newest.locator(".status")).to_have_text(re.compile("Queued|Running|Succeeded|Failed"))
+    admin.screenshot(path=str(folder / "judge-admin.png"), full_page=True)
+    context.close()
+
+
+def _judge_with_votes_flags_and_a_reported_run(
+    judge, tiny_contestant, tiny_model_dir, annotator, monkeypatch
+):
+    """Three voted battles and a flagged ranking scored by a length judge, and a DPO run with
+    its evaluation report by `judge`."""
     from arena.services import contestant_create
 
     other = contestant_create(
@@ -88,9 +123,12 @@ def test_a_researcher_reads_a_judge_and_a_run_report(
     )
     services.training_run_execute(run_id=run.pk)
     reports.training_run_report(report_id=run.evaluation.pk)
+    return run
 
-    _log_in(page, live_server.url, "res", "pw-res")
-    page.goto(f"{live_server.url}/training/")
+
+def _read_the_judge_and_the_report(page, url: str, run, screenshot) -> None:
+    _log_in(page, url, "res", "pw-res")
+    page.goto(f"{url}/training/")
     page.get_by_role("link", name="tiny-judge").click()
     expect(page.get_by_text("of 3 voted battles")).to_be_visible()
     expect(page.get_by_role("cell", name="Judged answers").first).to_be_visible()
@@ -104,31 +142,7 @@ def test_a_researcher_reads_a_judge_and_a_run_report(
     expect(page.locator("#best-of-n li")).to_have_count(3)
     screenshot("judge-page")
 
-    page.goto(f"{live_server.url}/training/runs/{run.pk}/")
+    page.goto(f"{url}/training/runs/{run.pk}/")
     expect(page.get_by_text("win rate for the new policy")).to_be_visible()
     page.get_by_text("Examples").click()
     screenshot("run-report")
-
-    context = browser.new_context()
-    review = context.new_page()
-    _log_in(review, live_server.url, "rev", "pw-rev")
-    review.goto(f"{live_server.url}/annotation/projects/judged/review/")
-    expect(review.get_by_text("Flagged by judge tiny-judge")).to_be_visible()
-    folder = screenshots_folder()
-    folder.mkdir(parents=True, exist_ok=True)
-    review.screenshot(path=str(folder / "review-flagged.png"), full_page=True)
-    context.close()
-
-    context = browser.new_context()
-    admin = context.new_page()
-    _log_in(admin, live_server.url, "adm", "pw-adm")
-    admin.goto(f"{live_server.url}/training/judges/{judge.pk}/")
-    admin.get_by_role("button", name="Score arena battles").click()
-    expect(admin.get_by_text("Queued; this page shows the job's progress.")).to_be_visible()
-    # The job is listed with its state; with a worker on the gpu queue it may already run.
-    jobs = admin.locator("#jobs section").filter(has=admin.get_by_role("heading", name="Jobs"))
-    newest = jobs.locator("tbody tr").first
-    expect(newest).to_contain_text("Score arena battles")
-    expect(newest.locator(".status")).to_have_text(re.compile("Queued|Running|Succeeded|Failed"))
-    admin.screenshot(path=str(folder / "judge-admin.png"), full_page=True)
-    context.close()

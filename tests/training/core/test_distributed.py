@@ -41,32 +41,11 @@ def test_torchrun_with_two_processes_finishes_on_both_ranks_and_saves_a_loadable
         "OMP_NUM_THREADS": "1",
         "TQDM_DISABLE": "1",
     }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "training.core.launch",
-            "dpo",
-            "--config",
-            str(config),
-            "--rows",
-            str(rows),
-            "--base-model",
-            str(tiny_model_dir),
-            "--output",
-            str(out),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", "-m", "training.core.launch", "dpo",
+               "--config", str(config), "--rows", str(rows),
+               "--base-model", str(tiny_model_dir), "--output", str(out)]  # fmt: skip
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "rank 0 finished: completed" in proc.stdout
     assert "rank 1 finished: completed" in proc.stdout
