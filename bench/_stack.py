@@ -36,6 +36,7 @@ class Server:
     workers: int
     threads: int
     port: int = 0
+    timeout_s: int = 60
     proc: subprocess.Popen | None = None
     log: Path | None = None
 
@@ -54,7 +55,7 @@ class Server:
             "--worker-class", self.worker_class,
             "--threads", str(self.threads if self.worker_class == "gthread" else 1),
             "--keep-alive", "5",
-            "--timeout", "60",
+            "--timeout", str(self.timeout_s),
             "--log-level", "warning",
         ]  # fmt: skip
         with open(self.log, "wb") as log:

@@ -66,15 +66,34 @@ def _answer(rng: random.Random, k: int) -> str:
 
 def seed_battles(args: argparse.Namespace, n_battles: int) -> list[tuple[str, str]]:
     """Users, tokens, contestants and ready battles; returns (battle public id, token) pairs."""
+    rng = random.Random(args.seed)
+    users, tokens, contestants = _seed_people(args)
+    token_of = {t.user_id: t.key for t in tokens}
+    items = []
+    for start in range(0, n_battles, 2000):
+        count = min(2000, n_battles - start)
+        specs = []
+        for i in range(start, start + count):
+            a, b = rng.sample(contestants, 2)
+            prompt = rng.choice(_PROMPTS)
+            outputs = [_answer(rng, i), _answer(rng, i + 1)]
+            if rng.random() < args.leak_share:
+                outputs[0] = f"As {a.display_name}, I would say: " + outputs[0]
+            specs.append((users[i % args.users], a, b, prompt, outputs))
+        battles = _seed_answered_battles(specs)
+        items += [(str(b.public_id), token_of[b.user_id]) for b in battles]
+    return items
+
+
+def _seed_people(args: argparse.Namespace) -> tuple[list, list, list]:
+    """The voters, their API tokens, and the contestants, in one transaction."""
     from django.contrib.auth import get_user_model
     from django.db import transaction
     from django.utils import timezone
     from rest_framework.authtoken.models import Token
 
-    from arena import hygiene
-    from arena.models import Backend, Battle, BattleTurn, Contestant, Generation
+    from arena.models import Backend, Contestant
 
-    rng = random.Random(args.seed)
     now = timezone.now()
     User = get_user_model()
     with transaction.atomic():
@@ -94,54 +113,55 @@ def seed_battles(args: argparse.Namespace, n_battles: int) -> list[tuple[str, st
             )
             for k in range(args.contestants)
         )
-    items = []
-    for start in range(0, n_battles, 2000):
-        count = min(2000, n_battles - start)
-        specs = []
-        for i in range(start, start + count):
-            a, b = rng.sample(contestants, 2)
-            prompt = rng.choice(_PROMPTS)
-            outputs = [_answer(rng, i), _answer(rng, i + 1)]
-            if rng.random() < args.leak_share:
-                outputs[0] = f"As {a.display_name}, I would say: " + outputs[0]
-            specs.append((i % args.users, a, b, prompt, outputs))
-        with transaction.atomic():
-            generations = Generation.objects.bulk_create(
-                Generation(
-                    contestant=side,
-                    messages=[{"role": "user", "content": prompt}],
-                    status="succeeded",
-                    output=out,
-                    finish_reason="stop",
-                    requested_by=users[u],
-                    started_at=now,
-                    finished_at=now,
-                )
-                for u, a, b, prompt, outputs in specs
-                for side, out in zip((a, b), outputs, strict=True)
+    return users, tokens, contestants
+
+
+def _seed_answered_battles(specs: list[tuple]) -> list:
+    """One transaction: both answers, the battle and its first turn for each (user, a, b,
+    prompt, outputs)."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from arena import hygiene
+    from arena.models import Battle, BattleTurn, Generation
+
+    now = timezone.now()
+    with transaction.atomic():
+        generations = Generation.objects.bulk_create(
+            Generation(
+                contestant=side,
+                messages=[{"role": "user", "content": prompt}],
+                status="succeeded",
+                output=out,
+                finish_reason="stop",
+                requested_by=user,
+                started_at=now,
+                finished_at=now,
             )
-            battles = Battle.objects.bulk_create(
-                Battle(
-                    contestant_a=a,
-                    contestant_b=b,
-                    user=users[u],
-                    categories=(cats := hygiene.categorize([{"role": "user", "content": p}])),
-                    category=cats[0],
-                )
-                for u, a, b, p, _ in specs
+            for user, a, b, prompt, outputs in specs
+            for side, out in zip((a, b), outputs, strict=True)
+        )
+        battles = Battle.objects.bulk_create(
+            Battle(
+                contestant_a=a,
+                contestant_b=b,
+                user=user,
+                categories=(cats := hygiene.categorize([{"role": "user", "content": p}])),
+                category=cats[0],
             )
-            BattleTurn.objects.bulk_create(
-                BattleTurn(
-                    battle=battle,
-                    index=0,
-                    user_message=spec[3],
-                    generation_a=generations[2 * j],
-                    generation_b=generations[2 * j + 1],
-                )
-                for j, (battle, spec) in enumerate(zip(battles, specs, strict=True))
+            for user, a, b, p, _ in specs
+        )
+        BattleTurn.objects.bulk_create(
+            BattleTurn(
+                battle=battle,
+                index=0,
+                user_message=spec[3],
+                generation_a=generations[2 * j],
+                generation_b=generations[2 * j + 1],
             )
-        items += [(str(b.public_id), tokens[s[0]].key) for b, s in zip(battles, specs, strict=True)]
-    return items
+            for j, (battle, spec) in enumerate(zip(battles, specs, strict=True))
+        )
+    return battles
 
 
 def setup_database(args: argparse.Namespace, env: dict[str, str], n_battles: int) -> list:

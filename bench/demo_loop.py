@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -343,6 +344,18 @@ def timed_loop(args, *, base, snapshot, user, workers: Workers) -> str:
     started, finished = run.started_at.timestamp(), run.finished_at.timestamp()
     queue, training = started - clock.start, finished - started
     registration, answer = asked - finished, answered - asked
+    _print_run(run, workers)
+    print(f"question: {args.question}\nanswer:   {generation.output!r}")
+    mean_load = sum(clock.loads) / len(clock.loads) if clock.loads else os.getloadavg()[0]
+    return (
+        f"demo_loop: click to answer {clock.since(answered):.1f} s (queue {queue:.1f} s, "
+        f"training {training:.1f} s for {snapshot.row_count} pairs / {run.total_steps} steps, "
+        f"registration {registration:.1f} s, first answer {answer:.1f} s), "
+        f"device {run.device}, load {mean_load:.2f}"
+    )
+
+
+def _print_run(run, workers: Workers) -> None:
     print(
         f"\nrun #{run.pk}: {run.step}/{run.total_steps} steps on {run.device}, "
         f"attempts {run.attempts}"
@@ -358,14 +371,6 @@ def timed_loop(args, *, base, snapshot, user, workers: Workers) -> str:
     # The trainer drops pairs that truncation leaves with nothing to learn; only its log says so.
     for note in workers.grep("gpu", "preference rows with nothing left"):
         print("trainer: " + note.split("] ", 1)[-1])
-    print(f"question: {args.question}\nanswer:   {generation.output!r}")
-    mean_load = sum(clock.loads) / len(clock.loads) if clock.loads else os.getloadavg()[0]
-    return (
-        f"demo_loop: click to answer {clock.since(answered):.1f} s (queue {queue:.1f} s, "
-        f"training {training:.1f} s for {snapshot.row_count} pairs / {run.total_steps} steps, "
-        f"registration {registration:.1f} s, first answer {answer:.1f} s), "
-        f"device {run.device}, load {mean_load:.2f}"
-    )
 
 
 # --------------------------------------------------------------------------- main
@@ -375,9 +380,12 @@ def _raise_interrupt(signum, _frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main() -> int:
-    args = parse_args()
-    var_dir = Path(tempfile.mkdtemp(prefix="demo-loop-"))
+def bench_main(name: str, args, body: Callable[[Workers, Path], str]) -> int:
+    """What the benches of the loop share: a fresh VAR_DIR, the environment and Django, then
+    `body(workers, var_dir)`, which seeds, starts the workers and returns the last line. A
+    failed step or an interrupt is said, with the workers' logs; the workers stop in every case,
+    and the VAR_DIR is kept when something failed or `args.keep` asks."""
+    var_dir = Path(tempfile.mkdtemp(prefix=f"{name.replace('_', '-')}-"))
     env = configure_environment(var_dir, Path(args.model_cache).resolve())
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `timeout` too stops the workers
     print(f"VAR_DIR {var_dir}; MODEL_CACHE_DIR {env['MODEL_CACHE_DIR']}")
@@ -386,11 +394,36 @@ def main() -> int:
     import django
 
     django.setup()
-    from arena.models import Contestant
-
-    workers = Workers(var_dir, env)
-    failed = True
+    workers, line = Workers(var_dir, env), None
     try:
+        line = body(workers, var_dir)
+    except StepFailed as exc:
+        print(f"\n{name}: FAILED: {exc}", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"\n{name}: interrupted ({exc or 'Ctrl-C'})", file=sys.stderr)
+    finally:
+        workers.stop()
+        print(f"load average after: {load()}")
+        for worker in workers.procs if line is None else ():
+            print(
+                f"--- {worker} worker log (last lines) ---\n{workers.tail(worker)}", file=sys.stderr
+            )
+        if line is None or args.keep:
+            print(f"kept {var_dir}")
+        else:
+            shutil.rmtree(var_dir, ignore_errors=True)
+    if line is None:
+        return 1
+    print(line)
+    return 0
+
+
+def main() -> int:
+    args = parse_args()
+
+    def body(workers: Workers, var_dir: Path) -> str:
+        from arena.models import Contestant
+
         user = seed()
         base = Contestant.objects.get(name=args.base)
         smollm2_ready()
@@ -400,28 +433,9 @@ def main() -> int:
         started = time.monotonic()
         workers.start()
         print(f"workers ready in {time.monotonic() - started:.1f} s")
-        line = timed_loop(args, base=base, snapshot=snapshot, user=user, workers=workers)
-        failed = False
-    except StepFailed as exc:
-        print(f"\ndemo_loop: FAILED: {exc}", file=sys.stderr)
-    except KeyboardInterrupt as exc:
-        print(f"\ndemo_loop: interrupted ({exc or 'Ctrl-C'})", file=sys.stderr)
-    finally:
-        workers.stop()
-        print(f"load average after: {load()}")
-        if failed and workers.procs:
-            for name in workers.procs:
-                print(
-                    f"--- {name} worker log (last lines) ---\n{workers.tail(name)}", file=sys.stderr
-                )
-        if failed or args.keep:
-            print(f"kept {var_dir}")
-        else:
-            shutil.rmtree(var_dir, ignore_errors=True)
-    if failed:
-        return 1
-    print(line)
-    return 0
+        return timed_loop(args, base=base, snapshot=snapshot, user=user, workers=workers)
+
+    return bench_main("demo_loop", args, body)
 
 
 if __name__ == "__main__":

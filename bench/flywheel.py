@@ -34,10 +34,7 @@ import argparse
 import gzip
 import json
 import math
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,41 +330,16 @@ def the_loop(args, *, parts: dict[str, Part], user, var_dir: Path, clock: Clock)
 
 def main() -> int:
     args = parse_args()
-    var_dir = Path(tempfile.mkdtemp(prefix="flywheel-"))
-    env = demo_loop.configure_environment(var_dir, Path(args.model_cache).resolve())
-    signal.signal(signal.SIGTERM, demo_loop._raise_interrupt)
-    print(f"VAR_DIR {var_dir}; load average {demo_loop.load()}")
 
-    import django
-
-    django.setup()
-    workers = Workers(var_dir, env)
-    clock, line = Clock(), None
-    try:
+    def body(workers: Workers, var_dir: Path) -> str:
         user = demo_loop.seed()
         demo_loop.smollm2_ready()
         parts = split_hh(Path(args.hh))
         print("parts: " + ", ".join(f"{n} {len(p.pairs)} pairs" for n, p in parts.items()))
         workers.start()
-        line = the_loop(args, parts=parts, user=user, var_dir=var_dir, clock=clock)
-    except StepFailed as exc:
-        print(f"\nflywheel: FAILED: {exc}", file=sys.stderr)
-    except KeyboardInterrupt as exc:
-        print(f"\nflywheel: interrupted ({exc or 'Ctrl-C'})", file=sys.stderr)
-    finally:
-        workers.stop()
-        if line is None:
-            for name in workers.procs:
-                print(f"--- {name} worker log ---\n{workers.tail(name)}", file=sys.stderr)
-        if line is None or args.keep:
-            print(f"kept {var_dir}")
-        else:
-            shutil.rmtree(var_dir, ignore_errors=True)
-    if line is None:
-        return 1
-    print(f"load average after: {demo_loop.load()}")
-    print(line)
-    return 0
+        return the_loop(args, parts=parts, user=user, var_dir=var_dir, clock=Clock())
+
+    return demo_loop.bench_main("flywheel", args, body)
 
 
 if __name__ == "__main__":

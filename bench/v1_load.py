@@ -35,7 +35,7 @@ import threading
 import time
 from pathlib import Path
 
-from _stack import ROOT, free_port  # bench/ is on sys.path when run
+from _stack import ROOT, Server  # bench/ is on sys.path when run
 
 PROMPT = "Write a long story about a lighthouse keeper and the sea."
 
@@ -144,9 +144,7 @@ def _load(port: int, token: str, args) -> None:
     print(f"all answers in {wall:.1f} s; {tokens / wall:.1f} tok/s (non-streamed answers)")
 
 
-def main() -> None:
-    # Stopped by `timeout` or Ctrl-C: still stop the server and the worker.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--callers", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=256)
@@ -160,9 +158,10 @@ def main() -> None:
         default=None,
         help="V1_WAITING_PER_PROCESS (default: the setting's, 3); keep it under --threads",
     )
-    args = parser.parse_args()
-    var = Path(tempfile.mkdtemp(prefix="v1-load-"))
-    port = free_port()
+    return parser.parse_args()
+
+
+def _env(var: Path, args: argparse.Namespace) -> dict[str, str]:
     env = {
         **os.environ,
         "VAR_DIR": str(var),
@@ -176,38 +175,36 @@ def main() -> None:
     env.setdefault("MODEL_CACHE_DIR", str(ROOT / "var" / "models"))
     if args.waiting_per_process is not None:
         env["V1_WAITING_PER_PROCESS"] = str(args.waiting_per_process)
+    return env
+
+
+def main() -> None:
+    # Stopped by `timeout` or Ctrl-C: still stop the server and the worker.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    args = _parse_args()
+    var = Path(tempfile.mkdtemp(prefix="v1-load-"))
+    env = _env(var, args)
     print(
         f"gunicorn 2 x {args.threads} threads, {env.get('V1_WAITING_PER_PROCESS', 3)} waiting "
         f"/v1 calls per process, generate worker concurrency {args.worker_concurrency}"
     )
     token = _setup(env)
-    bin_dir = Path(sys.executable).parent
-    web = subprocess.Popen(
-        [str(bin_dir / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", str(args.threads), "--timeout", "900",
-         "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
+    # Calls wait for a whole answer: gunicorn's timeout must outlast the longest.
+    web = Server("gthread", workers=2, threads=args.threads, timeout_s=900)
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "generate",
          "--concurrency", str(args.worker_concurrency), "--loglevel", "WARNING"],
         cwd=ROOT, env=env,
     )  # fmt: skip
     try:
-        for _ in range(200):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/healthz")
-                break
-            except OSError:
-                time.sleep(0.2)
-        print(f"gunicorn before: {_rss_mb(web.pid):.0f} MB resident (all its processes)")
-        _load(port, token, args)
-        print(f"gunicorn after: {_rss_mb(web.pid):.0f} MB resident (all its processes)")
+        web.start(env, var)
+        print(f"gunicorn before: {_rss_mb(web.proc.pid):.0f} MB resident (all its processes)")
+        _load(web.port, token, args)
+        print(f"gunicorn after: {_rss_mb(web.proc.pid):.0f} MB resident (all its processes)")
     finally:
-        for proc in (web, worker):
-            proc.terminate()
-        for proc in (web, worker):
-            proc.wait(timeout=60)
+        web.stop()
+        worker.terminate()
+        worker.wait(timeout=60)
 
 
 if __name__ == "__main__":
