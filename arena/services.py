@@ -109,9 +109,12 @@ def generation_request(
     user=None,
     overrides: dict | None = None,
     battle=None,
+    enqueue: bool = True,
 ) -> Generation:
-    """Store a pending generation and queue it on the `generate` queue once the row is committed.
-    `battle`: the battle it answers for, which decides who may see it (arena.selectors).
+    """Store a pending generation and queue it on the `generate` queue once the row is committed
+    (`enqueue=False`: the caller runs it with `generation_execute`; beat's sweep still sends
+    it to a worker if nobody does). `battle`: the battle it answers for, which decides who may
+    see it (arena.selectors).
 
     Raises ValueError when the conversation is malformed."""
     clean = backends.validate_messages(messages)
@@ -125,7 +128,8 @@ def generation_request(
         requested_by=user if user is not None and user.is_authenticated else None,
         battle=battle,
     )
-    job_enqueue(job=generation)
+    if enqueue:
+        job_enqueue(job=generation)
     return generation
 
 

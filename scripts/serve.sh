@@ -28,8 +28,11 @@ pids+=($worker)
 "$BIN/celery" -A config worker -Q gpu --concurrency 1 --prefetch-multiplier 1 \
     --max-tasks-per-child 1 -n gpu@%h --loglevel INFO >var/gpu-worker.log 2>&1 &
 pids+=($!)
-# Convert the bundled model to safetensors once, in the background (the first answer waits).
-"$BIN/python" manage.py prepare_models >var/prepare_models.log 2>&1 &
+# Convert the bundled model to safetensors once, in the background (the first answer waits),
+# then let the demo's models write the demo project's candidate answers (once; each ranking
+# item opens as its answers are written), without holding up the arena's queue.
+{ "$BIN/python" manage.py prepare_models && "$BIN/python" manage.py demo_answers; } \
+    >var/prepare_models.log 2>&1 &
 pids+=($!)
 "$BIN/gunicorn" config.wsgi --bind "$HOST:$PORT" --workers 2 --threads "${WEB_THREADS:-4}" --timeout 300 \
     --access-logfile var/access.log --error-logfile - &

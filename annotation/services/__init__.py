@@ -3,6 +3,7 @@
 (`submissions`) and review (`review`). Every public service is importable from here."""
 
 from annotation.services.candidates import (
+    candidates_answer_here,
     candidates_generate,
     completion_add_human,
     items_refresh,
@@ -26,6 +27,7 @@ __all__ = [
     "ImportResult",
     "TaskError",
     "assignments_expire",
+    "candidates_answer_here",
     "candidates_generate",
     "completion_add_human",
     "demonstration_items_open",

@@ -57,10 +57,13 @@ def ranking_item_create(
     return item
 
 
-def candidates_generate(*, project: Project, prompts=None, k: int | None = None, user=None):
+def candidates_generate(
+    *, project: Project, prompts=None, k: int | None = None, user=None, enqueue: bool = True
+):
     """Ask K of the project's contestants (round-robin from a random start, so every model
     answers about equally often) to answer each prompt through the `generate` queue, and open a
-    ranking item that becomes ready once all answers are written. Returns the items."""
+    ranking item that becomes ready once all answers are written. Returns the items.
+    `enqueue=False` leaves the generations for the caller to run (`candidates_answer_here`)."""
     from arena.services import generation_request
 
     contestants = list(project.contestants.active())
@@ -80,6 +83,7 @@ def candidates_generate(*, project: Project, prompts=None, k: int | None = None,
                     messages=prompt.messages,
                     user=user,
                     overrides=project.sampling,
+                    enqueue=enqueue,
                 )
                 completions.append(
                     Completion.objects.create(
@@ -119,4 +123,24 @@ def items_refresh(*, project: Project) -> int:
                 with transaction.atomic():
                     item.completions.set(good)
                     opened += Item.objects.filter(pk=item.pk, is_ready=False).update(is_ready=True)
+    return opened
+
+
+def candidates_answer_here(
+    *, project: Project, prompts, k: int | None = None, on_prompt=None
+) -> int:
+    """Like `candidates_generate`, but the answers are written in this process, one prompt at a
+    time, and each prompt's ranking item opens as soon as its answers are: for a background
+    command that must not hold the arena's `generate` queue (the demo's answers). `on_prompt(i,
+    item)` is called after each. Returns the number of items opened."""
+    from arena.services import generation_execute
+
+    opened = 0
+    for i, prompt in enumerate(prompts):
+        (item,) = candidates_generate(project=project, prompts=[prompt], k=k, enqueue=False)
+        for completion in item.completions.all():
+            generation_execute(generation_id=completion.generation_id)
+        opened += items_refresh(project=project)
+        if on_prompt is not None:
+            on_prompt(i, Item.objects.get(pk=item.pk))
     return opened

@@ -65,14 +65,50 @@ def test_item_consensus_follows_the_majority(project, make_annotator):
     assert [member for member, _ in consensus] == ids
 
 
-def test_the_demo_seed_adds_candidates_gold_and_demonstration_items(db):
+def test_the_demo_seed_adds_gold_and_demonstration_items_and_leaves_answers_to_the_models(db):
     call_command("seed_demo", stdout=io.StringIO())
     call_command("seed_annotation_demo", stdout=io.StringIO())
     call_command("seed_annotation_demo", stdout=io.StringIO())  # a second run adds nothing
     project = Project.objects.get(slug="demo-assistant")
     ranking_items = Item.objects.filter(project=project, kind="ranking")
-    assert ranking_items.count() == 20 and ranking_items.filter(is_gold=True).count() == 3
+    assert ranking_items.count() == 3 and ranking_items.filter(is_gold=True).count() == 3
+    assert project.candidates_per_prompt == 3  # as many as each item shows
     assert Item.objects.filter(project=project, kind="demonstration").count() == (
         project.prompts.count()
     )
-    assert Completion.objects.filter(prompt__project=project).count() == 60
+    assert Completion.objects.filter(prompt__project=project, source="human").count() == 9
+    assert not Completion.objects.filter(prompt__project=project, source="model").exists()
+
+
+def test_demo_answers_writes_model_answers_here_and_opens_each_item_once(
+    db, tiny_model_dir, tiny_contestant, monkeypatch
+):
+    from arena import services as arena_services
+    from core import jobs
+
+    call_command("seed_demo", "--arena-votes=", stdout=io.StringIO())
+    project = Project.objects.get(slug="demo-assistant")
+    # The demo's SmolLM2 models, played here by tiny local ones.
+    project.contestants.set(
+        [tiny_contestant]
+        + [
+            arena_services.contestant_create(
+                name=f"tiny-{n}", display_name=f"Tiny {n}", backend="local",
+                model_path=str(tiny_model_dir), max_new_tokens=4,
+            )
+            for n in ("two", "three")
+        ]
+    )  # fmt: skip
+    sent = []
+    monkeypatch.setattr(jobs, "publish_on_commit", lambda *a, **k: sent.append(a))
+    out = io.StringIO()
+    call_command("demo_answers", "--prompts=5", stdout=out)
+    assert "2 of 2 ranking items opened" in out.getvalue(), out.getvalue()
+    assert sent == []  # written here: nothing waits in the arena's queue
+    items = Item.objects.filter(project=project, kind="ranking", is_gold=False)
+    assert items.count() == 2 and all(item.is_ready for item in items)
+    answers = Completion.objects.filter(prompt__project=project, source="model")
+    assert answers.count() == 6 and answers.filter(is_ready=True).count() == 6
+    assert {a.contestant.name for a in answers} == {"tiny-llama", "tiny-two", "tiny-three"}
+    call_command("demo_answers", "--prompts=5", stdout=io.StringIO())  # nothing left to answer
+    assert answers.count() == 6

@@ -1,7 +1,9 @@
-"""Add annotation work to the demo project: human-written candidate answers (so no worker is
-needed), ranking items over them, a few gold items and the demonstration items.
+"""Add annotation work to the demo project: the demonstration items, and gold ranking items
+over human-written answers of known quality (the known order is the list order). The other
+ranking items' answers are written by the demo's models: `demo_answers`, which `make run`
+starts in the background once the model is converted.
 
-Run after `seed_demo`; safe to run again (a project that has ranking items gets no more).
+Run after `seed_demo`; safe to run again (a prompt that has a ranking item gets no other).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from django.db import transaction
 from annotation import services
 from annotation.models import Item, Project, TaskKind
 
-# Three answers of clearly different quality per prompt: the gold order is the list order.
+# Three answers of clearly different quality per gold prompt: the gold order is the list order.
 _STYLES = [
     (
         "A careful answer",
@@ -28,38 +30,35 @@ _STYLES = [
 
 
 class Command(BaseCommand):
-    help = "Add demo candidate answers, ranking items and gold items to the demo project."
+    help = "Add the demo project's demonstration items and gold ranking items."
 
     def add_arguments(self, parser):
         parser.add_argument("--project", default="demo-assistant")
-        parser.add_argument("--prompts", type=int, default=20)
         parser.add_argument("--gold", type=int, default=3)
 
-    def handle(self, *args, project: str, prompts: int, gold: int, **options):
+    def handle(self, *args, project: str, gold: int, **options):
         target = Project.objects.filter(slug=project).first()
         if target is None:
             raise CommandError(f"No project {project!r}: run seed_demo first.")
-        ranked = 0
+        added = 0
         with transaction.atomic():
             opened = services.demonstration_items_open(project=target)
-            already = Item.objects.filter(project=target, kind=TaskKind.RANKING).exists()
-            fresh = [] if already else target.prompts.order_by("id")[:prompts]
-            for n, prompt in enumerate(fresh):
+            ranked = Item.objects.filter(project=target, kind=TaskKind.RANKING)
+            done = set(ranked.values_list("prompt_id", flat=True))
+            for prompt in [p for p in target.prompts.order_by("id")[:gold] if p.pk not in done]:
                 answers = [
                     services.completion_add_human(prompt=prompt, text=write(prompt.text[:80]))
                     for _, write in _STYLES
                 ]
-                is_gold = n < gold
                 services.ranking_item_create(
                     prompt=prompt,
                     completions=answers,
-                    is_gold=is_gold,
-                    gold_groups=[[a.id] for a in answers] if is_gold else None,
+                    is_gold=True,
+                    gold_groups=[[a.id] for a in answers],
                 )
-                ranked += 1
+                added += 1
         self.stdout.write(
             self.style.SUCCESS(
-                f"{target.name}: {ranked} ranking items ({min(gold, ranked)} gold), "
-                f"{opened} demonstration items opened."
+                f"{target.name}: {added} gold ranking items, {opened} demonstration items opened."
             )
         )

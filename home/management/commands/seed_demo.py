@@ -136,6 +136,7 @@ class Command(BaseCommand):
                 "facts and safety.",
                 "guidelines": DEMO_GUIDELINES,
                 "overlap": 2,
+                "candidates_per_prompt": 3,
                 "created_by": owner,
             },
         )
