@@ -62,10 +62,25 @@ def test_compose_file_is_valid():
 
     result = config(DJANGO_SECRET_KEY="a-real-secret")
     assert result.returncode == 0, result.stderr
+    scaled = config(DJANGO_SECRET_KEY="a-real-secret", COMPOSE_PROFILES="scale")
+    assert scaled.returncode == 0, scaled.stderr
     refused = config(DJANGO_SECRET_KEY=None)  # no default key: compose refuses to start
     assert refused.returncode != 0 and "DJANGO_SECRET_KEY" in refused.stderr
     services = yaml.safe_load((ROOT / "docker/compose.yaml").read_text())["services"]
     assert {"postgres", "redis", "web", "worker", "gpu-worker", "beat"} <= set(services)
+
+
+def test_the_scale_profile_balances_two_web_replicas_behind_a_trusted_proxy():
+    compose = yaml.safe_load((ROOT / "docker/compose.yaml").read_text())
+    services = compose["services"]
+    assert services["web-b"]["profiles"] == services["proxy"]["profiles"] == ["scale"]
+    proxy_address = services["proxy"]["networks"]["default"]["ipv4_address"]
+    assert compose["x-app"]["environment"]["TRUSTED_PROXIES"] == (
+        "${TRUSTED_PROXIES:-" + proxy_address + "/32}"
+    )
+    upstreams = (ROOT / "docker/nginx.conf").read_text()
+    assert "server web:8000" in upstreams and "server web-b:8000" in upstreams
+    assert "$proxy_add_x_forwarded_for" in upstreams
 
 
 @pytest.mark.django_db
