@@ -106,10 +106,9 @@ def battle_view(*, battle) -> dict:
 
 
 def battle_waiting(generations: list) -> dict:
-    """The line a waiting battle shows, the same for both sides (a side's own progress could
-    tell the models apart): seconds since the turn was asked, and how many answers other
-    people asked earlier are still in line before this turn's first queued one (0: a worker
-    is writing)."""
+    """The line a waiting battle shows above both sides (each side's text shows as it is
+    written): seconds since the turn was asked, and how many answers other people asked
+    earlier are still in line before this turn's first queued one (0: a worker is writing)."""
     from arena.models import GenerationStatus
 
     asked = min(g.enqueued_at or g.created_at for g in generations)

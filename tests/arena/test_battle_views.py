@@ -56,6 +56,34 @@ def test_vote_buttons_are_disabled_while_answers_are_pending(client, two_models)
     assert html.count("disabled") >= 4
 
 
+def test_answers_appear_as_they_are_written_and_the_vote_waits_for_both(client, two_models):
+    location = client.post("/arena/", {"prompt": "a river poem"})["Location"]
+    turn = Battle.objects.get().turns.get()
+    # The worker stores each side's text so far as it writes (arena.services._partial_writer).
+    Generation.objects.filter(pk=turn.generation_a_id).update(
+        status="running", output="Rivers **carry**"
+    )
+    html = client.get(location, HTTP_HX_REQUEST="true").content.decode()
+    assert "Rivers <strong>carry</strong>" in html and "Writing…" in html
+    assert 'hx-trigger="every 1s"' in html and html.count("disabled") >= 4  # no vote yet
+    _finish(battle=Battle.objects.get(), a="Rivers carry water to the sea.", b="Water runs.")
+    done = client.get(location, HTTP_HX_REQUEST="true").content.decode()
+    assert "Rivers carry water to the sea." in done and "Writing…" not in done
+
+
+def test_a_model_tried_alone_shows_its_answer_as_it_is_written(
+    annotator, annotator_client, tiny_contestant
+):
+    generation = services.generation_request(
+        contestant=tiny_contestant, messages=[{"role": "user", "content": "hi"}], user=annotator
+    )
+    Generation.objects.filter(pk=generation.pk).update(status="running", output="Hello the")
+    html = annotator_client.get(
+        f"/arena/generations/{generation.pk}/", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "Hello the" in html and "is writing…" in html
+
+
 def test_someone_elses_battle_is_not_found(client, annotator_client, two_models):
     location = annotator_client.post("/arena/", {"prompt": "hi"})["Location"]
     assert client.get(location).status_code == 404
