@@ -16,23 +16,35 @@ mkdir -p var
 "$BIN/python" manage.py collectstatic --noinput -v0
 
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+cleanup() {
+  # The background model preparation is a subshell: stop what it runs too.
+  for pid in "${pids[@]}"; do pkill -TERM -P "$pid" 2>/dev/null || true; done
+  kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
 trap cleanup EXIT INT TERM
 
-# One worker answers prompts and runs light jobs (with beat); a second runs training, one run
-# at a time in a fresh process, so that a long run never holds up the arena's answers.
-"$BIN/celery" -A config worker -Q default,generate --concurrency 1 -n main@%h --beat \
+# One worker runs light jobs (with beat); one writes answers, GENERATION_PROCESSES at a time
+# (default: 2, or 1 on a single core), so both sides of a battle are written together; a third
+# runs training, one run at a time in a fresh process, so that a long run never holds up the
+# arena's answers.
+"$BIN/celery" -A config worker -Q default --concurrency 1 -n main@%h --beat \
     --schedule var/celerybeat-schedule --loglevel INFO >var/worker.log 2>&1 &
 worker=$!
 pids+=($worker)
+cores=$(nproc 2>/dev/null || echo 1)
+"$BIN/celery" -A config worker -Q generate -n generate@%h \
+    --concurrency "${GENERATION_PROCESSES:-$(( cores > 1 ? 2 : 1 ))}" \
+    --loglevel INFO >var/generate-worker.log 2>&1 &
+pids+=($!)
 "$BIN/celery" -A config worker -Q gpu --concurrency 1 --prefetch-multiplier 1 \
     --max-tasks-per-child 1 -n gpu@%h --loglevel INFO >var/gpu-worker.log 2>&1 &
 pids+=($!)
 # Convert the bundled model to safetensors once, in the background (the first answer waits),
 # then let the demo's models write the demo project's candidate answers (once; each ranking
 # item opens as its answers are written), without holding up the arena's queue.
-{ "$BIN/python" manage.py prepare_models && "$BIN/python" manage.py demo_answers; } \
-    >var/prepare_models.log 2>&1 &
+{ "$BIN/python" manage.py prepare_models &&
+    "$BIN/python" manage.py demo_answers --after-vote-import; } >var/prepare_models.log 2>&1 &
 pids+=($!)
 "$BIN/gunicorn" config.wsgi --bind "$HOST:$PORT" --workers 2 --threads "${WEB_THREADS:-4}" --timeout 300 \
     --access-logfile var/access.log --error-logfile - &
@@ -48,7 +60,7 @@ cat <<MSG
   RLHF Platform is running at http://$HOST:$PORT/
   Demo logins (password: demo-password): annotator, reviewer, researcher, admin
   API docs: http://$HOST:$PORT/api/docs/   OpenAI-compatible: http://$HOST:$PORT/v1/chat/completions
-  Worker logs: var/worker.log, var/gpu-worker.log   Press Ctrl-C to stop.
+  Worker logs: var/worker.log, var/generate-worker.log, var/gpu-worker.log   Ctrl-C stops all.
 
 MSG
 # Stop everything as soon as the web server or the worker exits.

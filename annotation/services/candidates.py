@@ -131,15 +131,21 @@ def candidates_answer_here(
 ) -> int:
     """Like `candidates_generate`, but the answers are written in this process, one prompt at a
     time, and each prompt's ranking item opens as soon as its answers are: for a background
-    command that must not hold the arena's `generate` queue (the demo's answers). `on_prompt(i,
-    item)` is called after each. Returns the number of items opened."""
+    command that must not hold the arena's `generate` queue (the demo's answers). A prompt whose
+    item is still waiting (an earlier call stopped half-way) is taken up again, not doubled.
+    `on_prompt(i, item)` is called after each. Returns the number of items opened."""
     from arena.services import generation_execute
 
     opened = 0
     for i, prompt in enumerate(prompts):
-        (item,) = candidates_generate(project=project, prompts=[prompt], k=k, enqueue=False)
-        for completion in item.completions.all():
-            generation_execute(generation_id=completion.generation_id)
+        waiting = Item.objects.filter(
+            project=project, prompt=prompt, kind=TaskKind.RANKING, is_ready=False
+        ).first()
+        item = (
+            waiting or candidates_generate(project=project, prompts=[prompt], k=k, enqueue=False)[0]
+        )
+        for completion in item.completions.exclude(generation=None):
+            generation_execute(generation_id=completion.generation_id)  # finished: left alone
         opened += items_refresh(project=project)
         if on_prompt is not None:
             on_prompt(i, Item.objects.get(pk=item.pk))
