@@ -223,25 +223,24 @@ class BattleSerializer(serializers.Serializer):
 
         turns = battle_turns(battle=battle)
         details = _sees_internals(self)
-        pending = any(not g.is_finished for g in turns[-1].generations()) if turns else False
 
-        def answer(generation, last: bool):
+        def answer(generation):
+            # As on the battle page: a side being written shows its text so far.
             if generation is None:
                 return None
-            hidden = pending and last  # no partial answers: their timing would hint at the model
             return {
-                "status": "pending" if hidden else generation.status,
-                "output": "" if hidden else generation.output,
-                "error": "" if hidden else _answer_error(generation.error, details),
+                "status": generation.status,
+                "output": generation.output,
+                "error": _answer_error(generation.error, details),
             }
 
         return [
             {
                 "user_message": t.user_message,
-                "a": answer(t.generation_a, k == len(turns) - 1),
-                "b": answer(t.generation_b, k == len(turns) - 1),
+                "a": answer(t.generation_a),
+                "b": answer(t.generation_b),
             }
-            for k, t in enumerate(turns)
+            for t in turns
         ]
 
     def get_ready_to_vote(self, battle) -> bool:

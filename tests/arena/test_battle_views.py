@@ -112,7 +112,11 @@ def test_api_battle_hides_names_until_the_vote(api_client, annotator, two_models
     assert created.status_code == 201
     body = created.json()
     assert body["model_a"] is None and body["model_b"] is None
-    assert body["turns"][0]["a"]["status"] == "pending" and not body["ready_to_vote"]
+    assert body["turns"][0]["a"]["status"] == "queued" and not body["ready_to_vote"]
+    turn = Battle.objects.get().turns.get()
+    Generation.objects.filter(pk=turn.generation_b_id).update(status="running", output="Hel")
+    writing = api_client.get(f"/api/battles/{body['id']}/").json()["turns"][0]["b"]
+    assert writing == {"status": "running", "output": "Hel", "error": ""}
     early = api_client.post(f"/api/battles/{body['id']}/vote/", {"winner": "tie"}, format="json")
     assert early.status_code == 409 and "Wait until" in early.json()["detail"]
     _finish(Battle.objects.get())
