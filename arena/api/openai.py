@@ -12,6 +12,8 @@ errors' shape are in `openai_request.py`.
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -26,7 +28,7 @@ from arena.api.openai_request import (
     refuse_unsupported,
 )
 from arena.api.openai_stream import stream_response
-from arena.api.serializers import check_max_new_tokens
+from arena.api.serializers import SEED_MAX, check_max_new_tokens
 from arena.models import Contestant, Generation, GenerationStatus
 
 _COMPLETION_SCHEMA = inline_serializer(
@@ -70,10 +72,12 @@ class ChatCompletionsView(OpenAIErrorsMixin, APIView):
                 headers={"Retry-After": "1"},
             )
         try:
-            generation = _queue(request, contestant, values)
+            generations = _queue(request, contestant, values)
             if values.get("stream"):
                 options = values.get("stream_options") or {}
-                response = stream_response(request, generation, bool(options.get("include_usage")))
+                response = stream_response(
+                    request, generations[0], bool(options.get("include_usage"))
+                )
                 # The place is held until the stream ends (closed by the server).
                 response._resource_closers.append(limits.v1_wait_release)
                 return response
@@ -81,12 +85,14 @@ class ChatCompletionsView(OpenAIErrorsMixin, APIView):
             limits.v1_wait_release()
             raise
         try:
-            generation = services.generation_wait(
-                generation=generation, timeout_s=settings.V1_GENERATION_WAIT_S
-            )
+            deadline = time.monotonic() + settings.V1_GENERATION_WAIT_S
+            for generation in generations:  # answered side by side by the workers
+                services.generation_wait(
+                    generation=generation, timeout_s=max(0.0, deadline - time.monotonic())
+                )
         finally:
             limits.v1_wait_release()
-        return _answer(request, generation)
+        return _answer(request, generations)
 
 
 def _check(request, contestant: Contestant, values: dict) -> None:
@@ -100,7 +106,9 @@ def _check(request, contestant: Contestant, values: dict) -> None:
         backends.validate_messages([dict(m) for m in values["messages"]])
     except ValueError as exc:
         raise exceptions.ValidationError({"messages": [str(exc)]}) from None
-    wait = limits.generation_rate_wait(request.user)
+    # Each of the n choices is a generation, and counts as one.
+    waits = [limits.generation_rate_wait(request.user) for _ in range(values.get("n") or 1)]
+    wait = max(waits)
     if wait:
         raise OpenAIError(
             limits.rate_message(wait),
@@ -111,34 +119,45 @@ def _check(request, contestant: Contestant, values: dict) -> None:
         )
 
 
-def _queue(request, contestant: Contestant, values: dict) -> Generation:
+def _queue(request, contestant: Contestant, values: dict) -> list[Generation]:
+    """One generation per choice asked (`n`); with a seed, choice i samples with seed + i."""
     messages = [dict(m) for m in values["messages"]]
+    seed = values.get("seed")
     overrides = {
         "temperature": values.get("temperature"),
         "top_p": values.get("top_p"),
         "max_new_tokens": values.get("max_completion_tokens") or values.get("max_tokens"),
-        "seed": values.get("seed"),
         "stop": values.get("stop") or None,
     }
-    return services.generation_request(
-        contestant=contestant, messages=messages, user=request.user, overrides=overrides
-    )
+    return [
+        services.generation_request(
+            contestant=contestant,
+            messages=messages,
+            user=request.user,
+            overrides={**overrides, "seed": None if seed is None else (seed + i) % (SEED_MAX + 1)},
+        )
+        for i in range(values.get("n") or 1)
+    ]
 
 
-def _answer(request, generation: Generation) -> Response:
-    if generation.status == GenerationStatus.SUCCEEDED:
-        return Response(_completion_body(generation))
-    if generation.is_active:
-        cancelled = services.generation_abandon(generation=generation)
-        state = "no worker took it" if cancelled else f"it is still running (#{generation.pk})"
+def _answer(request, generations: list[Generation]) -> Response:
+    if all(g.status == GenerationStatus.SUCCEEDED for g in generations):
+        return Response(_completion_body(generations))
+    if any(g.is_active for g in generations):
+        states = []
+        for generation in generations:
+            if generation.is_active:
+                cancelled = services.generation_abandon(generation=generation)
+                states.append("no worker took it" if cancelled else f"#{generation.pk} runs")
         raise OpenAIError(
-            f"No answer within {settings.V1_GENERATION_WAIT_S} s: {state}.",
+            f"No answer within {settings.V1_GENERATION_WAIT_S} s: {', '.join(states)}.",
             status_code=status.HTTP_504_GATEWAY_TIMEOUT,
             kind="timeout",
             code="timeout",
         )
     # The reason may name a folder on the server: logged by the worker, shown to admins only.
-    detail = generation.error if selectors.user_sees_internals(request.user) else ""
+    failed = next(g for g in generations if g.status != GenerationStatus.SUCCEEDED)
+    detail = failed.error if selectors.user_sees_internals(request.user) else ""
     raise OpenAIError(
         detail or "The model failed to answer; please retry.",
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -147,20 +166,22 @@ def _answer(request, generation: Generation) -> Response:
     )
 
 
-def _completion_body(generation: Generation) -> dict:
-    prompt_tokens = generation.prompt_tokens or 0
-    completion_tokens = generation.completion_tokens or 0
+def _completion_body(generations: list[Generation]) -> dict:
+    first = generations[0]
+    prompt_tokens = first.prompt_tokens or 0  # the same prompt for every choice, counted once
+    completion_tokens = sum(g.completion_tokens or 0 for g in generations)
     return {
-        "id": completion_id(generation),
+        "id": completion_id(first),
         "object": "chat.completion",
-        "created": int(generation.created_at.timestamp()),
-        "model": generation.contestant.name,
+        "created": int(first.created_at.timestamp()),
+        "model": first.contestant.name,
         "choices": [
             {
-                "index": 0,
-                "message": {"role": "assistant", "content": generation.output},
-                "finish_reason": generation.finish_reason or "stop",
+                "index": i,
+                "message": {"role": "assistant", "content": g.output},
+                "finish_reason": g.finish_reason or "stop",
             }
+            for i, g in enumerate(generations)
         ],
         "usage": {
             "prompt_tokens": prompt_tokens,

@@ -55,6 +55,10 @@ class StopField(serializers.Field):
         return value
 
 
+# Choices one request may ask for (`n`): each is a generation of its own on the workers.
+MAX_CHOICES = 8
+
+
 class ChatCompletionRequest(serializers.Serializer):
     model = serializers.CharField(max_length=100)
     messages = MessageSerializer(many=True, allow_empty=False, max_length=200)
@@ -68,7 +72,9 @@ class ChatCompletionRequest(serializers.Serializer):
     )
     seed = seed_field(required=False, allow_null=True)
     stop = StopField(required=False, allow_null=True)
-    n = serializers.IntegerField(required=False, allow_null=True)
+    n = serializers.IntegerField(
+        min_value=1, max_value=MAX_CHOICES, required=False, allow_null=True
+    )
     stream = serializers.BooleanField(required=False, default=False, allow_null=True)
     stream_options = serializers.DictField(required=False, allow_null=True)
     user = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=256)
@@ -98,8 +104,8 @@ def refuse_unsupported(data) -> None:
     for field in ("presence_penalty", "frequency_penalty"):
         if _non_zero(data.get(field)):
             raise OpenAIError(f"{field} is not supported (send 0 or leave it out).", param=field)
-    if data.get("n") not in (None, 1):
-        raise OpenAIError("n: only one choice per request is supported (n=1).", param="n")
+    if data.get("n") not in (None, 1) and data.get("stream"):
+        raise OpenAIError("n: a streamed request gives one choice (n=1).", param="n")
     if data.get("logprobs") or data.get("top_logprobs"):
         raise OpenAIError("logprobs are not supported by this server.", param="logprobs")
 

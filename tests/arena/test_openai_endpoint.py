@@ -58,7 +58,7 @@ def test_chat_completion_refuses_bad_requests_with_openai_errors(
     assert bad_role.json()["error"]["type"] == "invalid_request_error"
     too_many_choices = api_client.post(
         "/v1/chat/completions",
-        {"model": "tiny-llama", "messages": [{"role": "user", "content": "x"}], "n": 3},
+        {"model": "tiny-llama", "messages": [{"role": "user", "content": "x"}], "n": 9},
         format="json",
     )
     assert too_many_choices.status_code == 400

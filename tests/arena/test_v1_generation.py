@@ -132,6 +132,23 @@ def test_stop_strings_end_the_answer(tiny_contestant, annotator, eager_tasks):
     assert text_format.choices[0].message.content == full
 
 
+@pytest.mark.django_db(transaction=True)
+def test_n_choices_are_answered_each_with_its_own_seed(tiny_contestant, annotator, eager_tasks):
+    client = _openai(annotator)
+    ask = {"model": "tiny-llama", "messages": X, "max_tokens": 6, "temperature": 1.0, "seed": 7}
+    several = client.chat.completions.create(**ask, n=3)
+    assert [c.index for c in several.choices] == [0, 1, 2]
+    one = client.chat.completions.create(**ask).choices[0].message.content
+    assert several.choices[0].message.content == one  # choice 0 samples with the seed itself
+    generations = Generation.objects.order_by("id")[:3]
+    assert [g.settings["seed"] for g in generations] == [7, 8, 9]
+    assert several.usage.completion_tokens == sum(g.completion_tokens for g in generations)
+    assert several.usage.prompt_tokens == generations[0].prompt_tokens
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(**ask, n=2, stream=True)
+    assert caught.value.param == "n"
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -140,7 +157,6 @@ def test_stop_strings_end_the_answer(tiny_contestant, annotator, eager_tasks):
         ("functions", [{"name": "f"}]),
         ("response_format", {"type": "json_object"}),
         ("logit_bias", {"42": 5}),
-        ("n", 2),
         ("presence_penalty", 0.5),
         ("frequency_penalty", -1),
         ("logprobs", True),
