@@ -24,6 +24,24 @@ def db_reset(pg: str, name: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def embedded_env(var: Path, **extra: str) -> dict[str, str]:
+    """The environment of a stack on one machine with nothing installed: SQLite and the
+    filesystem broker under `var`, no rate limit on generations, no model hub."""
+    env = {
+        **os.environ,
+        "VAR_DIR": str(var),
+        "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
+        "CELERY_BROKER_URL": "filesystem://",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "bench-" + "x" * 50,
+        "GENERATIONS_PER_MINUTE": "0",
+        "HF_HUB_OFFLINE": "1",
+        **extra,
+    }
+    env.setdefault("MODEL_CACHE_DIR", str(ROOT / "var" / "models"))
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -37,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-from _stack import ROOT, Server  # bench/ is on sys.path when run
+from _stack import ROOT, Server, embedded_env  # bench/ is on sys.path when run
 
 PROMPTS = [
     "Write a short poem about the sea.",
@@ -170,21 +170,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _env(var: Path, args: argparse.Namespace) -> dict[str, str]:
     cores = os.cpu_count() or 1
-    env = {
-        **os.environ,
-        "VAR_DIR": str(var),
-        "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
-        "CELERY_BROKER_URL": "filesystem://",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-" + "x" * 50,
-        "GENERATIONS_PER_MINUTE": "0",
-        "ARENA_BATTLES_PER_MINUTE": "0",  # every person here shares 127.0.0.1
-        "HF_HUB_OFFLINE": "1",
-        "TORCH_NUM_THREADS": str(max(1, cores // args.processes)),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    env.setdefault("MODEL_CACHE_DIR", str(ROOT / "var" / "models"))
-    return env
+    return embedded_env(
+        var,
+        ARENA_BATTLES_PER_MINUTE="0",  # every person here shares 127.0.0.1
+        TORCH_NUM_THREADS=str(max(1, cores // args.processes)),
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from _stack import ROOT, Server  # bench/ is on sys.path when run
+from _stack import ROOT, Server, embedded_env  # bench/ is on sys.path when run
 
 PROMPT = "Write a long story about a lighthouse keeper and the sea."
 
@@ -162,17 +161,7 @@ def _parse_args() -> argparse.Namespace:
 
 
 def _env(var: Path, args: argparse.Namespace) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "VAR_DIR": str(var),
-        "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
-        "CELERY_BROKER_URL": "filesystem://",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-" + "x" * 50,
-        "GENERATIONS_PER_MINUTE": "0",
-        "HF_HUB_OFFLINE": "1",
-    }
-    env.setdefault("MODEL_CACHE_DIR", str(ROOT / "var" / "models"))
+    env = embedded_env(var)
     if args.waiting_per_process is not None:
         env["V1_WAITING_PER_PROCESS"] = str(args.waiting_per_process)
     return env

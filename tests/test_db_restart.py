@@ -21,6 +21,7 @@ from django.conf import settings
 
 from tests.support import load
 from tests.support.postgres import PrivatePostgres, free_port, postgres_bindir
+from tests.support.web import wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 VOTERS, BATTLES_EACH, ANNOTATORS, ITEMS, OVERLAP = 4, 300, 4, 300, 2
@@ -89,7 +90,7 @@ def server(private_postgres, tmp_path):
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base_url, proc, tmp_path / "gunicorn.log")
+        wait_healthy(base_url, proc, tmp_path / "gunicorn.log", warm="/api/me/")
         yield base_url, seeded, url, tmp_path / "gunicorn.log"
     finally:
         proc.terminate()
@@ -98,25 +99,6 @@ def server(private_postgres, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-
-
-def _wait_healthy(base_url: str, proc: subprocess.Popen, log: Path) -> None:
-    import requests
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "gunicorn exited:\n" + log.read_text()[-3000:]
-        try:
-            if requests.get(base_url + "/healthz", timeout=2).status_code == 200:
-                # Load the URLs and views in every worker (each new connection may land on
-                # either), so that start-up is not mistaken for a slow answer.
-                for _ in range(8):
-                    requests.get(base_url + "/api/me/", timeout=30)
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    pytest.fail("gunicorn did not answer /healthz:\n" + log.read_text()[-3000:])
 
 
 def _run_clients(base_url: str, seeded: dict, pg: PrivatePostgres) -> tuple[load.LoadRecord, dict]:

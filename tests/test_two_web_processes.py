@@ -13,6 +13,7 @@ from django.db import connection
 
 from core.authentication import api_token_create
 from tests.support.postgres import free_port
+from tests.support.web import wait_healthy
 from tests.support.worker import database_url_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,28 +59,13 @@ def two_servers(redis_cache, tmp_path):
         servers.append((f"http://127.0.0.1:{port}", proc, log))
     try:
         for url, proc, log in servers:
-            _wait_healthy(url, proc, Path(log.name))
+            wait_healthy(url, proc, Path(log.name))
         yield [url for url, _, _ in servers]
     finally:
         for _, proc, log in servers:
             proc.terminate()
             proc.wait(timeout=20)
             log.close()
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    import requests
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "gunicorn exited:\n" + log.read_text()[-3000:]
-        try:
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    pytest.fail("gunicorn did not answer /healthz:\n" + log.read_text()[-3000:])
 
 
 def test_a_rate_limit_and_a_token_revocation_hold_across_two_web_processes(
