@@ -66,16 +66,24 @@ def lm(path: Path) -> Any:
 
 
 @pytest.fixture(scope="module")
-def models(tiny_model_dir: Path, policy_dir: Path) -> dict[str, Any]:
-    return {"policy": lm(policy_dir), "ref": lm(tiny_model_dir)}
+def model_dirs(tiny_model_dir: Path, policy_dir: Path) -> dict[str, Path]:
+    return {"policy": policy_dir, "ref": tiny_model_dir}
 
 
 @pytest.fixture(scope="module")
-def dpo_trainer(models: dict[str, Any], tokenizer: Any, tmp_path_factory: Any) -> Any:
+def models(model_dirs: dict[str, Path]) -> dict[str, Any]:
+    """Our side's models. Each TRL trainer gets copies of its own (`lm` again): building one
+    patches its model's forward for that trainer's outputs, which must not leak into another
+    test's trainer, whatever the order."""
+    return {name: lm(path) for name, path in model_dirs.items()}
+
+
+@pytest.fixture(scope="module")
+def dpo_trainer(model_dirs: dict[str, Path], tokenizer: Any, tmp_path_factory: Any) -> Any:
     rows = make_pairs(BATCH, seed=11)
     trainer = trl.DPOTrainer(
-        model=models["policy"],
-        ref_model=models["ref"],
+        model=lm(model_dirs["policy"]),
+        ref_model=lm(model_dirs["ref"]),
         args=trl_args(trl.DPOConfig, tmp_path_factory.mktemp("dpo")),
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
@@ -133,12 +141,12 @@ def test_dpo_family_losses_equal_trl(
 
 
 def test_conversational_dpo_loss_equals_trl(
-    models: dict[str, Any], tokenizer: Any, tmp_path: Path
+    models: dict[str, Any], model_dirs: dict[str, Path], tokenizer: Any, tmp_path: Path
 ) -> None:
     rows = to_conversational(make_pairs(BATCH, seed=12))
     trainer = trl.DPOTrainer(
-        model=models["policy"],
-        ref_model=models["ref"],
+        model=lm(model_dirs["policy"]),
+        ref_model=lm(model_dirs["ref"]),
         args=trl_args(trl.DPOConfig, tmp_path),
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
@@ -151,14 +159,14 @@ def test_conversational_dpo_loss_equals_trl(
 
 
 def test_kto_loss_and_kl_estimate_equal_trl(
-    models: dict[str, Any], tokenizer: Any, tmp_path: Path
+    models: dict[str, Any], model_dirs: dict[str, Path], tokenizer: Any, tmp_path: Path
 ) -> None:
     # The untouched model as policy against the perturbed one as reference gives a positive KL.
     policy, ref = models["ref"], models["policy"]
     rows = unpair_rows(make_pairs(3, seed=13))[:BATCH]
     trainer = trl.KTOTrainer(
-        model=policy,
-        ref_model=ref,
+        model=lm(model_dirs["ref"]),
+        ref_model=lm(model_dirs["policy"]),
         args=trl_args(trl.KTOConfig, tmp_path, train_sampling_strategy="sequential"),
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
@@ -177,7 +185,11 @@ def test_kto_loss_and_kl_estimate_equal_trl(
 
 @pytest.mark.parametrize("conversational", [False, True], ids=["prompt-completion", "messages"])
 def test_sft_loss_equals_trl(
-    models: dict[str, Any], tokenizer: Any, tmp_path: Path, conversational: bool
+    models: dict[str, Any],
+    model_dirs: dict[str, Path],
+    tokenizer: Any,
+    tmp_path: Path,
+    conversational: bool,
 ) -> None:
     pairs = make_pairs(BATCH, seed=14)
     if conversational:
@@ -196,7 +208,7 @@ def test_sft_loss_equals_trl(
         rows = [{"prompt": r["prompt"], "completion": r["chosen"]} for r in pairs]
     args = trl_args(trl.SFTConfig, tmp_path, assistant_only_loss=conversational)
     trainer = trl.SFTTrainer(
-        model=models["policy"],
+        model=lm(model_dirs["policy"]),
         args=args,
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
