@@ -257,30 +257,33 @@ class Clock:
         time.sleep(POLL_S)
 
 
-def run_until_registered(run_id: int, clock: Clock, timeout: float):
-    """Poll the run, printing each change of status and step, until its contestant exists."""
+def run_until_finished(
+    run_id: int, clock: Clock, timeout: float, *, registered: bool = False, every: int = 1
+):
+    """Poll the run, printing each change of status and every `every`-th step, until it has
+    succeeded (and, with `registered`, its contestant exists); a failed, cancelled or late run
+    is a failed step."""
     from training.models import RunStatus, TrainingRun
 
-    status, step = None, 0
+    status, step, started = None, -1, time.monotonic()
     while True:
         run = TrainingRun.objects.select_related("result_contestant").get(pk=run_id)
-        if run.status != status:
-            status = run.status
+        if run.status != status or (run.step != step and run.step % every == 0):
+            status, step = run.status, run.step
+            loss = (run.metrics[-1] if run.metrics else {}).get("loss")
+            shown = f"  loss {loss:.4f}" if isinstance(loss, float) else ""
             where = f" on {run.device}" if run.device else ""
-            print(f"  +{clock.since():7.1f} s  {status}{where}", flush=True)
-        if run.step != step:
-            step = run.step
-            last = run.metrics[-1] if run.metrics else {}
-            loss = f"  loss {last['loss']:.4f}" if isinstance(last.get("loss"), float) else ""
-            print(f"  +{clock.since():7.1f} s  step {step}/{run.total_steps}{loss}", flush=True)
-        if run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
-            raise StepFailed(
-                f"training run #{run.pk} {run.status}: {run.error}\nrun log:\n{run.log}"
+            print(
+                f"  +{clock.since():7.1f} s  run #{run.pk} {status}{where} "
+                f"step {step}/{run.total_steps}{shown}",
+                flush=True,
             )
-        if run.status == RunStatus.SUCCEEDED and run.result_contestant_id:
+        if run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            raise StepFailed(f"run #{run.pk} {run.status}: {run.error}\nrun log:\n{run.log}")
+        if run.status == RunStatus.SUCCEEDED and (run.result_contestant_id or not registered):
             return run
-        if clock.since() > timeout:
-            raise StepFailed(f"training run #{run.pk} still {run.status} after {timeout:g} s")
+        if time.monotonic() - started > timeout:
+            raise StepFailed(f"run #{run.pk} still {run.status} after {timeout:g} s")
         clock.tick()
 
 
@@ -333,7 +336,7 @@ def timed_loop(args, *, base, snapshot, user, workers: Workers) -> str:
         hyperparameters=hyperparameters,
         user=user,
     )
-    run = run_until_registered(run.pk, clock, args.train_timeout)
+    run = run_until_finished(run.pk, clock, args.train_timeout, registered=True)
     contestant = run.result_contestant
     print(f"  +{clock.since():7.1f} s  registered contestant {contestant.name}", flush=True)
     generation, asked, answered = first_answer(

@@ -145,31 +145,6 @@ def import_part(part: Part, count: int, *, user, var_dir: Path):
 # --------------------------------------------------------------------------- the runs
 
 
-def run_until_done(run_id: int, clock: Clock, timeout: float):
-    """Poll a run, printing each change of status and step, until it succeeded."""
-    from training.models import RunStatus, TrainingRun
-
-    status, step, started = None, -1, time.monotonic()
-    while True:
-        run = TrainingRun.objects.get(pk=run_id)
-        if run.status != status or (run.step != step and run.step % 10 == 0):
-            status, step = run.status, run.step
-            loss = (run.metrics[-1] if run.metrics else {}).get("loss")
-            shown = f"  loss {loss:.4f}" if isinstance(loss, float) else ""
-            print(
-                f"  +{clock.since():7.1f} s  run #{run.pk} {status} "
-                f"step {step}/{run.total_steps}{shown}",
-                flush=True,
-            )
-        if run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
-            raise StepFailed(f"run #{run.pk} {run.status}: {run.error}\nrun log:\n{run.log}")
-        if run.status == RunStatus.SUCCEEDED:
-            return run
-        if time.monotonic() - started > timeout:
-            raise StepFailed(f"run #{run.pk} still {run.status} after {timeout:g} s")
-        time.sleep(2)
-
-
 def train_judge(args, *, base, snapshot, user, clock: Clock):
     from training.models import RewardModel, RunKind
     from training.services import training_run_create
@@ -187,7 +162,7 @@ def train_judge(args, *, base, snapshot, user, clock: Clock):
         },
         user=user,
     )
-    run = run_until_done(run.pk, clock, args.timeout)
+    run = demo_loop.run_until_finished(run.pk, clock, args.timeout, every=10)
     judge = RewardModel.objects.get(run=run)
     print(f"judge {judge.name}: {judge.heldout_text}")
     return judge
@@ -226,7 +201,7 @@ def train_policy(args, *, base, snapshot, judge, suite, user, clock: Clock):
         eval_suite=suite,
         user=user,
     )
-    run = run_until_done(run.pk, clock, args.timeout)
+    run = demo_loop.run_until_finished(run.pk, clock, args.timeout, every=10)
     print(f"policy {run.result_contestant.name}: {run.summary}")
     started = time.monotonic()
     while time.monotonic() - started < args.timeout:
