@@ -197,7 +197,10 @@ def judge_best_of_n(request, judge_id: int):
     status = 400 if error else 202
     if request.htmx:
         context = {"judge": judge, "bon_job": job, "error": error}
-        return render(request, "training/judge.html#best-of-n", context, status=status)
+        response = render(request, "training/judge.html#best-of-n", context, status=status)
+        if job is not None:
+            response["HX-Trigger"] = "judge-jobs-changed"  # the jobs table lists it
+        return response
     return _judge_page(request, judge, bon_form=form, error=error, status=status)
 
 
@@ -208,5 +211,9 @@ def judge_best_of_n_job(request, judge_id: int, job_id: int):
     judge = get_object_or_404(RewardModel, pk=judge_id)
     job = get_object_or_404(selectors.best_of_n_jobs(judge=judge), pk=job_id)
     if request.htmx:
-        return render(request, "training/judge.html#best-of-n", {"judge": judge, "bon_job": job})
+        context = {"judge": judge, "bon_job": job}
+        response = render(request, "training/judge.html#best-of-n", context)
+        if job.is_finished:
+            response["HX-Trigger"] = "judge-jobs-changed"  # its result shows in the jobs table
+        return response
     return _judge_page(request, judge, bon_job=job)

@@ -324,12 +324,15 @@ def test_best_of_n_is_queued_for_the_gpu_worker_and_the_fragment_polls_until_the
     }
     poll = f"/training/judges/{judge.pk}/best-of-n/{job.pk}/"
     assert fragment.status_code == 202 and f'hx-get="{poll}"' in html and "<html" not in html
+    assert fragment["HX-Trigger"] == "judge-jobs-changed"  # the jobs table shows it at once
     again = researcher_client.post(url, data, headers={"HX-Request": "true"})
     assert again.status_code == 400 and "still running" in again.content.decode()
 
     judges.judge_job_execute(job_id=job.pk)
-    done = researcher_client.get(poll, headers={"HX-Request": "true"}).content.decode()
+    finished = researcher_client.get(poll, headers={"HX-Request": "true"})
+    done = finished.content.decode()
     assert done.count("<li") == 2 and "best" in done and "hx-get" not in done
+    assert finished["HX-Trigger"] == "judge-jobs-changed"
     page = researcher_client.get(poll).content.decode()  # the page, for a link or no script
     assert "<html" in page and page.count('class="best"') == 1
     bad = researcher_client.post(url, {**data, "n": 40}, headers={"HX-Request": "true"})
