@@ -41,6 +41,9 @@ class GenerationSettings:
     seed: int | None = None
     # Strings that end the answer where they first appear (left out of the text).
     stop: tuple[str, ...] = ()
+    # Log-probabilities of the answer's tokens, each with this many most likely alternatives
+    # (None: none at all). Local models only.
+    top_logprobs: int | None = None
 
     @classmethod
     def from_dict(cls, values: dict) -> GenerationSettings:
@@ -57,6 +60,8 @@ class GenerationOutput:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str = "stop"
+    # Per token of the answer, in OpenAI's shape: {token, logprob, bytes, top_logprobs}.
+    logprobs: list[dict] | None = None
 
 
 def validate_messages(messages: object) -> list[dict]:
@@ -130,13 +135,17 @@ class LocalModel:
             pad_id = self.tokenizer.eos_token_id
         prompt_length = int(inputs["input_ids"].shape[1])
         watch = _TextWatch(self.tokenizer, prompt_length, settings.stop, on_text)
+        scored = settings.top_logprobs is not None
+        if scored:  # the model's own distribution, before temperature and top-p
+            kwargs.update(return_dict_in_generate=True, output_logits=True)
         with self._lock, torch.inference_mode():
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
             out = self.model.generate(
                 **inputs, pad_token_id=pad_id, stopping_criteria=watch.criteria(), **kwargs
             )
-        new_tokens = out[0, prompt_length:]  # (T_new,)
+        sequences = out.sequences if scored else out
+        new_tokens = sequences[0, prompt_length:]  # (T_new,)
         text, cut = cut_at_stop(
             self.tokenizer.decode(new_tokens, skip_special_tokens=True), settings.stop
         )
@@ -148,7 +157,46 @@ class LocalModel:
             prompt_tokens=int(inputs["input_ids"].shape[1]),
             completion_tokens=int(len(new_tokens)),
             finish_reason=reason,
+            logprobs=token_logprobs(
+                self.tokenizer, new_tokens, out.logits, settings.top_logprobs, len(text)
+            )
+            if scored
+            else None,
         )
+
+
+def token_logprobs(tokenizer, tokens, logits, top: int, text_length: int) -> list[dict]:
+    """OpenAI's `logprobs.content` for the answer's tokens: each token's log-probability under
+    the model and its `top` most likely alternatives. A token's text is what it adds to the
+    tokens before it (so word breaks are kept); tokens past the first `text_length` characters
+    (an answer cut at a stop string) and special tokens are left out."""
+    import torch
+
+    ids, entries, shown = tokens.tolist(), [], 0
+    for i, step_logits in enumerate(logits[: len(ids)]):
+        before = ids[max(0, i - _PIECE_CONTEXT) : i]
+        piece = _piece(tokenizer, before, ids[i])
+        if not piece or shown >= text_length:
+            continue
+        shown += len(piece)
+        logps = torch.log_softmax(step_logits[0].float(), dim=-1)
+        best = torch.topk(logps, k=top).indices.tolist() if top else []
+        alternatives = [_entry(_piece(tokenizer, before, t), float(logps[t])) for t in best]
+        entries.append(_entry(piece, float(logps[ids[i]])) | {"top_logprobs": alternatives})
+    return entries
+
+
+# Tokens decoded before a token to tell what text it adds (a leading space, a joined word).
+_PIECE_CONTEXT = 4
+
+
+def _piece(tokenizer, before: list[int], token: int) -> str:
+    start = tokenizer.decode(before, skip_special_tokens=True)
+    return tokenizer.decode([*before, token], skip_special_tokens=True)[len(start) :]
+
+
+def _entry(piece: str, logprob: float) -> dict:
+    return {"token": piece, "logprob": logprob, "bytes": list(piece.encode())}
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:

@@ -149,6 +149,9 @@ class Generation(Job):
     finish_reason = models.CharField(max_length=20, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    logprobs = models.JSONField(
+        null=True, blank=True, help_text="Per answer token, when asked (`top_logprobs` setting)."
+    )
     requested_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL,
         null=True,

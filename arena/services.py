@@ -164,6 +164,7 @@ def generation_execute(*, generation_id: int) -> Generation | None:
         finish_reason=output.finish_reason,
         prompt_tokens=output.prompt_tokens,
         completion_tokens=output.completion_tokens,
+        logprobs=output.logprobs,
     )
     return generation
 
@@ -192,7 +193,7 @@ def generation_follow(*, generation: Generation, timeout_s: float):
     pause = 0.05
     fields = [
         "status", "output", "error", "finish_reason", "prompt_tokens", "completion_tokens",
-        "started_at", "finished_at",
+        "logprobs", "started_at", "finished_at",
     ]  # fmt: skip
     while True:
         generation.refresh_from_db(fields=fields)

@@ -106,6 +106,10 @@ def _check(request, contestant: Contestant, values: dict) -> None:
         backends.validate_messages([dict(m) for m in values["messages"]])
     except ValueError as exc:
         raise exceptions.ValidationError({"messages": [str(exc)]}) from None
+    if values.get("logprobs") and not contestant.is_local:
+        raise OpenAIError(
+            "logprobs: only the models this server runs itself give them.", param="logprobs"
+        )
     # Each of the n choices is a generation, and counts as one.
     waits = [limits.generation_rate_wait(request.user) for _ in range(values.get("n") or 1)]
     wait = max(waits)
@@ -128,6 +132,7 @@ def _queue(request, contestant: Contestant, values: dict) -> list[Generation]:
         "top_p": values.get("top_p"),
         "max_new_tokens": values.get("max_completion_tokens") or values.get("max_tokens"),
         "stop": values.get("stop") or None,
+        "top_logprobs": (values.get("top_logprobs") or 0) if values.get("logprobs") else None,
     }
     return [
         services.generation_request(
@@ -179,6 +184,7 @@ def _completion_body(generations: list[Generation]) -> dict:
             {
                 "index": i,
                 "message": {"role": "assistant", "content": g.output},
+                "logprobs": None if g.logprobs is None else {"content": g.logprobs},
                 "finish_reason": g.finish_reason or "stop",
             }
             for i, g in enumerate(generations)

@@ -57,6 +57,7 @@ class StopField(serializers.Field):
 
 # Choices one request may ask for (`n`): each is a generation of its own on the workers.
 MAX_CHOICES = 8
+MAX_TOP_LOGPROBS = 20
 
 
 class ChatCompletionRequest(serializers.Serializer):
@@ -74,6 +75,10 @@ class ChatCompletionRequest(serializers.Serializer):
     stop = StopField(required=False, allow_null=True)
     n = serializers.IntegerField(
         min_value=1, max_value=MAX_CHOICES, required=False, allow_null=True
+    )
+    logprobs = serializers.BooleanField(required=False, default=False, allow_null=True)
+    top_logprobs = serializers.IntegerField(
+        min_value=0, max_value=MAX_TOP_LOGPROBS, required=False, allow_null=True
     )
     stream = serializers.BooleanField(required=False, default=False, allow_null=True)
     stream_options = serializers.DictField(required=False, allow_null=True)
@@ -106,8 +111,12 @@ def refuse_unsupported(data) -> None:
             raise OpenAIError(f"{field} is not supported (send 0 or leave it out).", param=field)
     if data.get("n") not in (None, 1) and data.get("stream"):
         raise OpenAIError("n: a streamed request gives one choice (n=1).", param="n")
-    if data.get("logprobs") or data.get("top_logprobs"):
-        raise OpenAIError("logprobs are not supported by this server.", param="logprobs")
+    if data.get("top_logprobs") is not None and data.get("logprobs") is not True:
+        raise OpenAIError("top_logprobs needs logprobs: true.", param="top_logprobs")
+    if data.get("logprobs") and data.get("stream"):
+        raise OpenAIError(
+            "logprobs: a streamed answer gives none (stream: false).", param="logprobs"
+        )
 
 
 class OpenAIErrorsMixin:

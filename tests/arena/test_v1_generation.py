@@ -149,6 +149,26 @@ def test_n_choices_are_answered_each_with_its_own_seed(tiny_contestant, annotato
     assert caught.value.param == "n"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_logprobs_of_a_local_model_in_openai_shape(tiny_contestant, annotator, eager_tasks):
+    client = _openai(annotator)
+    ask = {"model": "tiny-llama", "messages": X, "max_tokens": 6, "temperature": 0}
+    answer = client.chat.completions.create(**ask, logprobs=True, top_logprobs=3).choices[0]
+    content = answer.logprobs.content
+    assert content and "".join(t.token for t in content).strip() == answer.message.content
+    for token in content:
+        alternatives = [t.logprob for t in token.top_logprobs]
+        assert len(alternatives) == 3 and alternatives == sorted(alternatives, reverse=True)
+        assert token.logprob <= 0 and token.logprob == pytest.approx(alternatives[0])  # greedy
+        assert bytes(token.bytes).decode() == token.token
+    plain = client.chat.completions.create(**ask).choices[0]
+    assert plain.logprobs is None and plain.message.content == answer.message.content
+    for bad, field in (({"top_logprobs": 2}, "top_logprobs"), ({"stream": True}, "logprobs")):
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(**ask, **({"logprobs": "stream" in bad} | bad))
+        assert caught.value.param == field
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -159,7 +179,6 @@ def test_n_choices_are_answered_each_with_its_own_seed(tiny_contestant, annotato
         ("logit_bias", {"42": 5}),
         ("presence_penalty", 0.5),
         ("frequency_penalty", -1),
-        ("logprobs", True),
     ],
 )
 @pytest.mark.django_db
