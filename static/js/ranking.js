@@ -221,10 +221,13 @@
   // Time on task, shown to the annotator (the server measures it independently).
   const clock = document.querySelector(".rank-clock");
   const started = Date.now();
-  if (clock) setInterval(() => {
-    const s = Math.floor((Date.now() - started) / 1000);
-    clock.textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
-  }, 1000);
+  if (clock) {
+    setInterval(() => {
+      const s = Math.floor((Date.now() - started) / 1000);
+      clock.textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+    }, 1000);
+    clock.dataset.running = "true";
+  }
 
   // Nothing is placed until the annotator places it; an order sent back with an error is shown.
   read();
