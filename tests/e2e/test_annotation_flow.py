@@ -88,6 +88,8 @@ def _rank_and_write_with_keys(page, url: str, screenshot) -> None:
     page.get_by_role("button", name="Next task").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Rank the answers")).to_be_visible()
+    # The page's script is listening (it marks its clock once its keys are bound): no key is lost.
+    expect(page.locator(".rank-clock")).to_have_attribute("data-running", "true")
 
     # Place the two right answers, then the wrong one, and tie the right ones, with keys only.
     letters = {}
