@@ -2,7 +2,8 @@
 and real Celery workers, on CPU or GPU.
 
     .venv/bin/python bench/flywheel.py [--policy-pairs 400] [--judge-pairs 720]
-        [--heldout-pairs 400] [--suite-prompts 150] [--best-of-prompts 64] [--keep]
+        [--heldout-pairs 400] [--suite-prompts 200] [--dpo-lr 2e-5] [--best-of-prompts 64]
+        [--keep]
 
 The real Anthropic HH pairs of `../shared/data` are split by the hash of their first user
 turn (`evaluation.suites.prompt_hash`, the platform's disjointness rule) into three parts that
@@ -52,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--policy-pairs", type=int, default=400, help="pairs of part A (DPO)")
     p.add_argument("--judge-pairs", type=int, default=720, help="pairs of part B (reward)")
     p.add_argument("--heldout-pairs", type=int, default=400, help="C's pairs to score")
-    p.add_argument("--suite-prompts", type=int, default=150, help="C's prompts in the suite")
+    p.add_argument("--suite-prompts", type=int, default=200, help="C's prompts in the suite")
     p.add_argument("--best-of-prompts", type=int, default=64, help="C's prompts for best-of-n")
     p.add_argument("--best-of", type=int, default=4)
     p.add_argument("--max-length", type=int, default=256, help="DPO tokens per pair")
@@ -61,7 +62,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--reward-epochs", type=int, default=2)
     p.add_argument("--reward-lr", type=float, default=2e-5)
     p.add_argument("--dpo-epochs", type=int, default=2)
-    p.add_argument("--dpo-lr", type=float, default=1e-5)
+    # Twice the platform's default: with 1e-5 the policy's margins over its parent stayed within
+    # the interval's noise (51.9% [49.7%, 54.1%] on 150 prompts).
+    p.add_argument("--dpo-lr", type=float, default=2e-5)
     p.add_argument("--dpo-batch-size", type=int, default=4)
     p.add_argument("--base", default="smollm2-135m-greedy", help="the parent contestant")
     p.add_argument("--model-cache", default=str(ROOT / "var" / "models"))
