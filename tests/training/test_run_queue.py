@@ -42,23 +42,22 @@ def test_runs_queued_behind_a_running_run_each_run_once_without_a_second_message
     for queue_name in ("default", "generate", "gpu"):
         celery_worker.settle(queue_name)
     log_start = len(celery_worker.lines)
-    snapshot = _snapshot(
-        "preference",
-        [
-            {"prompt": WORDS[i % 6], "chosen": WORDS[(i + 1) % 6], "rejected": WORDS[(i + 2) % 6]}
-            for i in range(16)
-        ],
-    )
+    rows = [
+        {"prompt": WORDS[i % 6], "chosen": WORDS[(i + 1) % 6], "rejected": WORDS[(i + 2) % 6]}
+        for i in range(64)
+    ]
+    # The first run is long (1,600 steps: several seconds even on a fast machine with the worker
+    # warm), so that the last one waits past the resend period behind it; the others are short.
+    long, short = _snapshot("preference", rows), _snapshot("preference", rows[:16])
     runs = [
         services.training_run_create(
             kind="dpo",
             loss_type="sigmoid",
             base_model=tiny_contestant,
             snapshot=snapshot,
-            # Long enough for the last run to wait past the resend period (tiny model: seconds).
-            hyperparameters={"batch_size": 4, "max_length": 64, "num_epochs": 60},
+            hyperparameters={"batch_size": 4, "max_length": 64, "num_epochs": epochs},
         )
-        for _ in range(3)
+        for snapshot, epochs in ((long, 100), (short, 20), (short, 20))
     ]
     # Beat's sweep, as often as the test can run it, on the real clock: a sweep that pretended
     # a later moment would take a run that has just finished for a queue idle all along.
