@@ -42,6 +42,16 @@ def embedded_env(var: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def generate_worker(env: dict[str, str], concurrency: int) -> subprocess.Popen:
+    """A Celery worker on the `generate` queue with `concurrency` processes (stop it with
+    `terminate()` and `wait()`)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "generate",
+         "--concurrency", str(concurrency), "--loglevel", "WARNING"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

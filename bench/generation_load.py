@@ -37,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-from _stack import ROOT, Server, embedded_env  # bench/ is on sys.path when run
+from _stack import ROOT, Server, embedded_env, generate_worker  # bench/ is on sys.path
 
 PROMPTS = [
     "Write a short poem about the sea.",
@@ -188,11 +188,7 @@ def main() -> None:
     print(f"{args.users} people, 2 contestants, {args.max_tokens} tokens at most per answer, "
           f"{args.processes} generation processes x {threads} threads")  # fmt: skip
     web = Server("gthread", workers=2, threads=4)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "generate",
-         "--concurrency", str(args.processes), "--loglevel", "WARNING"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
+    worker = generate_worker(env, args.processes)
     try:
         web.start(env, var)
         base = f"http://127.0.0.1:{web.port}"

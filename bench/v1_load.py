@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from _stack import ROOT, Server, embedded_env  # bench/ is on sys.path when run
+from _stack import ROOT, Server, embedded_env, generate_worker  # bench/ is on sys.path
 
 PROMPT = "Write a long story about a lighthouse keeper and the sea."
 
@@ -180,11 +180,7 @@ def main() -> None:
     token = _setup(env)
     # Calls wait for a whole answer: gunicorn's timeout must outlast the longest.
     web = Server("gthread", workers=2, threads=args.threads, timeout_s=900)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "generate",
-         "--concurrency", str(args.worker_concurrency), "--loglevel", "WARNING"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
+    worker = generate_worker(env, args.worker_concurrency)
     try:
         web.start(env, var)
         print(f"gunicorn before: {_rss_mb(web.proc.pid):.0f} MB resident (all its processes)")
