@@ -96,9 +96,12 @@ def with_system_prompt(messages: list[dict], system_prompt: str) -> list[dict]:
 
 # --- Local models -----------------------------------------------------------------------------
 class LocalModel:
-    """A tokenizer and causal LM loaded once and kept in memory between requests."""
+    """A tokenizer and causal LM loaded once and kept in memory between requests.
 
-    def __init__(self, path: str | Path):
+    With `batch_size` > 1, answers asked for from several threads at once are written together
+    (`arena.batching`); otherwise one at a time through `model.generate`."""
+
+    def __init__(self, path: str | Path, batch_size: int = 1):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.path = str(path)
@@ -110,6 +113,21 @@ class LocalModel:
         self.model.eval()
         # generate() is not safe to run twice at once on one model in threaded servers.
         self._lock = threading.Lock()
+        self.batcher = None
+        if batch_size > 1:
+            from arena.batching import Batcher
+
+            self.batcher = Batcher(self.model, self._eos_ids(), self._decode, batch_size)
+
+    def _eos_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+    def _decode(self, tokens) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=True)
 
     def generate(
         self,
@@ -117,15 +135,50 @@ class LocalModel:
         settings: GenerationSettings,
         on_text: Callable[[str], None] | None = None,
     ) -> GenerationOutput:
-        """Answer `messages`. `on_text(text_so_far)` is called as tokens come (from the
-        generating thread), so that a caller can publish partial text."""
-        import torch
-
+        """Answer `messages`. `on_text(text_so_far)` is called as tokens come, so that a caller
+        can publish partial text."""
         conversation = with_system_prompt(messages, settings.system_prompt)
         text = self.tokenizer.apply_chat_template(
             conversation, tokenize=False, add_generation_prompt=True
         )
-        inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if self.batcher is not None:
+            tokens, logits, reason = self._generate_batched(prompt_ids, settings, on_text)
+        else:
+            tokens, logits, reason = self._generate_alone(prompt_ids, settings, on_text)
+        answer, cut = cut_at_stop(self._decode(tokens), settings.stop)
+        return GenerationOutput(
+            text=answer.strip(),
+            prompt_tokens=len(prompt_ids),
+            completion_tokens=len(tokens),
+            finish_reason="stop" if cut else reason,
+            logprobs=token_logprobs(
+                self.tokenizer, tokens, logits, settings.top_logprobs, len(answer)
+            )
+            if settings.top_logprobs is not None
+            else None,
+        )
+
+    def _generate_batched(self, prompt_ids: list[int], settings: GenerationSettings, on_text):
+        """Join the batch loop and wait, handing the text so far to `on_text` as it grows."""
+        from arena.batching import BatchRequest
+
+        request = self.batcher.submit(BatchRequest(prompt_ids, settings))
+        shown = 0
+        while not request.done.is_set():
+            request.grew.wait(timeout=1.0)
+            request.grew.clear()
+            if on_text is not None and len(request.tokens) != shown and not request.done.is_set():
+                shown = len(request.tokens)
+                on_text(cut_at_stop(self._decode(request.tokens[:shown]), settings.stop)[0])
+        if request.error is not None:
+            raise request.error
+        return request.tokens, request.logits, request.finish_reason
+
+    def _generate_alone(self, prompt_ids: list[int], settings: GenerationSettings, on_text):
+        import torch
+
+        inputs = {"input_ids": torch.tensor([prompt_ids])}
         sample = settings.temperature > 0
         kwargs = {"max_new_tokens": settings.max_new_tokens, "do_sample": sample}
         if sample:
@@ -133,8 +186,7 @@ class LocalModel:
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             pad_id = self.tokenizer.eos_token_id
-        prompt_length = int(inputs["input_ids"].shape[1])
-        watch = _TextWatch(self.tokenizer, prompt_length, settings.stop, on_text)
+        watch = _TextWatch(self.tokenizer, len(prompt_ids), settings.stop, on_text)
         scored = settings.top_logprobs is not None
         if scored:  # the model's own distribution, before temperature and top-p
             kwargs.update(return_dict_in_generate=True, output_logits=True)
@@ -145,24 +197,10 @@ class LocalModel:
                 **inputs, pad_token_id=pad_id, stopping_criteria=watch.criteria(), **kwargs
             )
         sequences = out.sequences if scored else out
-        new_tokens = sequences[0, prompt_length:]  # (T_new,)
-        text, cut = cut_at_stop(
-            self.tokenizer.decode(new_tokens, skip_special_tokens=True), settings.stop
-        )
-        finished = bool(len(new_tokens)) and int(new_tokens[-1]) == self.tokenizer.eos_token_id
-        stopped = cut or finished or len(new_tokens) < settings.max_new_tokens
-        reason = "stop" if stopped else "length"
-        return GenerationOutput(
-            text=text.strip(),
-            prompt_tokens=int(inputs["input_ids"].shape[1]),
-            completion_tokens=int(len(new_tokens)),
-            finish_reason=reason,
-            logprobs=token_logprobs(
-                self.tokenizer, new_tokens, out.logits, settings.top_logprobs, len(text)
-            )
-            if scored
-            else None,
-        )
+        tokens = sequences[0, len(prompt_ids) :].tolist()
+        finished = bool(tokens) and tokens[-1] in self._eos_ids()
+        reason = "stop" if finished or len(tokens) < settings.max_new_tokens else "length"
+        return tokens, out.logits if scored else None, reason
 
 
 def token_logprobs(tokenizer, tokens, logits, top: int, text_length: int) -> list[dict]:
@@ -172,7 +210,7 @@ def token_logprobs(tokenizer, tokens, logits, top: int, text_length: int) -> lis
     (an answer cut at a stop string) and special tokens are left out."""
     import torch
 
-    ids, entries, shown = tokens.tolist(), [], 0
+    ids, entries, shown = list(tokens), [], 0
     for i, step_logits in enumerate(logits[: len(ids)]):
         before = ids[max(0, i - _PIECE_CONTEXT) : i]
         piece = _piece(tokenizer, before, ids[i])
@@ -249,6 +287,7 @@ class LocalModelCache(Generic[Loaded]):
         self.load = load
         self._models: OrderedDict[str, Loaded] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading = threading.Lock()
 
     def get(self, path: str | Path) -> Loaded:
         key = str(Path(path).resolve())
@@ -258,7 +297,13 @@ class LocalModelCache(Generic[Loaded]):
                 return self._models[key]
         if not Path(key).is_dir():
             raise GenerationError(f"The model folder {key} does not exist on this machine.")
-        model = self.load(key)
+        # One load at a time: threads asking for the same model at once share one copy (and
+        # one batch), and a library is never first imported by two threads together.
+        with self._loading:
+            with self._lock:
+                if key in self._models:
+                    return self._models[key]
+            model = self.load(key)
         with self._lock:
             self._models[key] = model
             while len(self._models) > self.size:

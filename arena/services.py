@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -24,7 +25,10 @@ from core.jobs import (
 logger = logging.getLogger(__name__)
 
 # One per process: a worker keeps its loaded models between tasks.
-_local_models = backends.LocalModelCache(settings.GENERATION_MODEL_CACHE_SIZE)
+_local_models = backends.LocalModelCache(
+    settings.GENERATION_MODEL_CACHE_SIZE,
+    load=partial(backends.LocalModel, batch_size=settings.GENERATION_BATCH_SIZE),
+)
 
 
 def contestant_create(**fields) -> Contestant:

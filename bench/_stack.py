@@ -42,13 +42,14 @@ def embedded_env(var: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def generate_worker(env: dict[str, str], concurrency: int) -> subprocess.Popen:
-    """A Celery worker on the `generate` queue with `concurrency` processes (stop it with
+def generate_worker(env: dict[str, str], slots: int) -> subprocess.Popen:
+    """A Celery worker on the `generate` queue as `scripts/serve.sh` starts it: one process
+    with `slots` task threads, whose answers of one model are written together (stop it with
     `terminate()` and `wait()`)."""
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "generate",
-         "--concurrency", str(concurrency), "--loglevel", "WARNING"],
-        cwd=ROOT, env=env,
+         "--pool", "threads", "--concurrency", str(slots), "--loglevel", "WARNING"],
+        cwd=ROOT, env={**env, "GENERATION_BATCH_SIZE": str(slots)},
     )  # fmt: skip
 
 

@@ -3,7 +3,7 @@ How long until each side's first words appear, until both answers are complete, 
 tokens per second the generation workers write, against a plain `transformers` `generate` loop
 answering the same prompts one by one in this process. Prints figures.
 
-    python bench/generation_load.py [--users 8] [--max-tokens 64] [--processes 2]
+    python bench/generation_load.py [--users 8] [--max-tokens 64] [--slots 16]
 
 Targets (the issue): ratio >= 2 on a 2-core CPU; first token p95 under 5 s.
 
@@ -11,12 +11,12 @@ What it does, all on 127.0.0.1 with a temporary VAR_DIR, SQLite and the filesyst
 1. Migrates a fresh database, creates --users people with API tokens and two greedy SmolLM2
    contestants with different system prompts (its safetensors copy must already be in
    MODEL_CACHE_DIR, as `manage.py prepare_models` leaves it).
-2. Starts gunicorn as `scripts/serve.sh` does and a `generate` worker with --processes
-   processes (`GENERATION_PROCESSES`), each with cores / processes torch threads; one warm-up
-   battle loads the model in every process.
+2. Starts gunicorn as `scripts/serve.sh` does and a `generate` worker as it does: one process
+   with all cores' torch threads and --slots task threads (`GENERATION_BATCH_SIZE`), whose
+   answers are written together (`arena.batching`); one warm-up battle loads the model.
 3. Each person starts a battle through `POST /api/battles/` at the same moment and polls it
-   every 0.1 s: a side's first token is the first poll that shows text (the worker stores it
-   every `GENERATION_PARTIAL_EVERY_S`, 0.3 s).
+   every --poll s (the battle page reads it every 1 s): a side's first token is the first poll
+   that shows text (the worker stores it every `GENERATION_PARTIAL_EVERY_S`, 0.3 s).
 4. The reference: the same 2 x --users conversations answered one after another by
    `model.generate` in this process with all cores' threads, greedy, --max-tokens each.
 
@@ -57,7 +57,10 @@ def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--processes", type=int, default=2, help="GENERATION_PROCESSES")
+    parser.add_argument(
+        "--poll", type=float, default=0.25, help="seconds between two reads of a battle"
+    )
+    parser.add_argument("--slots", type=int, default=16, help="GENERATION_BATCH_SIZE")
     return parser.parse_args()
 
 
@@ -87,7 +90,7 @@ def _setup(env: dict, args: argparse.Namespace) -> list[str]:
     return json.loads(_manage(env, "shell", "-c", code))
 
 
-def _battle(base: str, token: str, prompt: str, record: dict) -> None:
+def _battle(base: str, token: str, prompt: str, record: dict, poll: float) -> None:
     """Start a battle and poll it until both sides are finished; `record` gets the times."""
     import requests
 
@@ -105,17 +108,19 @@ def _battle(base: str, token: str, prompt: str, record: dict) -> None:
         if all(sides[side]["status"] in FINISHED for side in ("a", "b")):
             record.update(first=list(first.values()), done=now, ok=_ok(sides))
             return
-        time.sleep(0.1)
+        time.sleep(poll)
 
 
 def _ok(sides: dict) -> bool:
     return all(sides[side]["status"] == "succeeded" for side in ("a", "b"))
 
 
-def _load(base: str, tokens: list[str]) -> tuple[list[dict], float]:
+def _load(base: str, tokens: list[str], poll: float) -> tuple[list[dict], float]:
     records = [{} for _ in tokens]
     threads = [
-        threading.Thread(target=_battle, args=(base, t, PROMPTS[i % len(PROMPTS)], records[i]))
+        threading.Thread(
+            target=_battle, args=(base, t, PROMPTS[i % len(PROMPTS)], records[i], poll)
+        )
         for i, t in enumerate(tokens)
     ]
     started = time.monotonic()
@@ -173,7 +178,7 @@ def _env(var: Path, args: argparse.Namespace) -> dict[str, str]:
     return embedded_env(
         var,
         ARENA_BATTLES_PER_MINUTE="0",  # every person here shares 127.0.0.1
-        TORCH_NUM_THREADS=str(max(1, cores // args.processes)),
+        TORCH_NUM_THREADS=str(cores),
         DJANGO_SETTINGS_MODULE="config.settings",
     )
 
@@ -186,14 +191,14 @@ def main() -> None:
     tokens = _setup(env, args)
     threads = env["TORCH_NUM_THREADS"]
     print(f"{args.users} people, 2 contestants, {args.max_tokens} tokens at most per answer, "
-          f"{args.processes} generation processes x {threads} threads")  # fmt: skip
+          f"one generation process: {args.slots} slots, {threads} torch threads")  # fmt: skip
     web = Server("gthread", workers=2, threads=4)
-    worker = generate_worker(env, args.processes)
+    worker = generate_worker(env, args.slots)
     try:
         web.start(env, var)
         base = f"http://127.0.0.1:{web.port}"
-        _load(base, tokens[:1])  # loads the model in the worker's processes
-        records, wall = _load(base, tokens[1:])
+        _load(base, tokens[:1], args.poll)  # loads the model in the worker
+        records, wall = _load(base, tokens[1:], args.poll)
         written = _written(env)
     finally:
         web.stop()

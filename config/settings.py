@@ -464,6 +464,10 @@ GENERATION_STALE_AFTER_S = _env_int("GENERATION_STALE_AFTER_S", 600, minimum=10)
 # An evaluation job (answers, judging) whose worker has not beaten for this long is reaped.
 EVALUATION_STALE_AFTER_S = _env_int("EVALUATION_STALE_AFTER_S", 600, minimum=10)
 TORCH_NUM_THREADS = _env_int("TORCH_NUM_THREADS", 1, minimum=1)
+# Answers of one local model a worker process writes together (one forward pass per token for
+# all of them); requests past it wait for a place. 1: one at a time through `model.generate`.
+# The generation worker runs this many task threads (scripts/serve.sh).
+GENERATION_BATCH_SIZE = _env_int("GENERATION_BATCH_SIZE", 16, minimum=1)
 # The most new tokens one request may ask of a contestant (more when the contestant's own
 # max_new_tokens is higher): a bound on the time one caller can hold a worker.
 GENERATION_MAX_NEW_TOKENS = _env_int("GENERATION_MAX_NEW_TOKENS", 2048, minimum=1)

@@ -24,19 +24,26 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# One worker runs light jobs (with beat); one writes answers, GENERATION_PROCESSES at a time
-# (default: 2, or 1 on a single core), so both sides of a battle are written together; a third
-# runs training, one run at a time in a fresh process, so that a long run never holds up the
-# arena's answers.
+# One worker runs light jobs (with beat); GENERATION_PROCESSES (default 1) write answers, each
+# with GENERATION_BATCH_SIZE task threads (default 16) whose answers of one model are written
+# together, one forward pass per token for all, so that both sides of every battle are written
+# at once; a third runs training, one run at a time in a fresh process, so that a long run
+# never holds up the arena's answers.
 "$BIN/celery" -A config worker -Q default --concurrency 1 -n main@%h --beat \
     --schedule var/celerybeat-schedule --loglevel INFO >var/worker.log 2>&1 &
 worker=$!
 pids+=($worker)
 cores=$(nproc 2>/dev/null || echo 1)
-"$BIN/celery" -A config worker -Q generate -n generate@%h \
-    --concurrency "${GENERATION_PROCESSES:-$(( cores > 1 ? 2 : 1 ))}" \
-    --loglevel INFO >var/generate-worker.log 2>&1 &
-pids+=($!)
+processes=${GENERATION_PROCESSES:-1}
+export GENERATION_BATCH_SIZE=${GENERATION_BATCH_SIZE:-16}
+for i in $(seq 1 "$processes"); do
+  log=var/generate-worker.log
+  [ "$i" = 1 ] || log=var/generate-worker-$i.log
+  TORCH_NUM_THREADS=${TORCH_NUM_THREADS:-$(( cores > processes ? cores / processes : 1 ))} \
+    "$BIN/celery" -A config worker -Q generate -n "generate$i@%h" --pool threads \
+    --concurrency "$GENERATION_BATCH_SIZE" --loglevel INFO >"$log" 2>&1 &
+  pids+=($!)
+done
 "$BIN/celery" -A config worker -Q gpu --concurrency 1 --prefetch-multiplier 1 \
     --max-tasks-per-child 1 -n gpu@%h --loglevel INFO >var/gpu-worker.log 2>&1 &
 pids+=($!)
