@@ -136,7 +136,8 @@ class LocalModel:
         on_text: Callable[[str], None] | None = None,
     ) -> GenerationOutput:
         """Answer `messages`. `on_text(text_so_far)` is called as tokens come, so that a caller
-        can publish partial text."""
+        can publish partial text; when it answers False the answer ends there (`finish_reason`
+        "cancelled")."""
         conversation = with_system_prompt(messages, settings.system_prompt)
         text = self.tokenizer.apply_chat_template(
             conversation, tokenize=False, add_generation_prompt=True
@@ -147,6 +148,8 @@ class LocalModel:
         else:
             tokens, logits, reason = self._generate_alone(prompt_ids, settings, on_text)
         answer, cut = cut_at_stop(self._decode(tokens), settings.stop)
+        if reason == "cancelled":
+            cut = False
         return GenerationOutput(
             text=answer.strip(),
             prompt_tokens=len(prompt_ids),
@@ -170,7 +173,9 @@ class LocalModel:
             request.grew.clear()
             if on_text is not None and len(request.tokens) != shown and not request.done.is_set():
                 shown = len(request.tokens)
-                on_text(cut_at_stop(self._decode(request.tokens[:shown]), settings.stop)[0])
+                text = cut_at_stop(self._decode(request.tokens[:shown]), settings.stop)[0]
+                if on_text(text) is False:
+                    request.cancelled = True  # the loop lets it go at the next token
         if request.error is not None:
             raise request.error
         return request.tokens, request.logits, request.finish_reason
@@ -200,7 +205,7 @@ class LocalModel:
         tokens = sequences[0, len(prompt_ids) :].tolist()
         finished = bool(tokens) and tokens[-1] in self._eos_ids()
         reason = "stop" if finished or len(tokens) < settings.max_new_tokens else "length"
-        return tokens, out.logits if scored else None, reason
+        return tokens, out.logits if scored else None, "cancelled" if watch.cancelled else reason
 
 
 def token_logprobs(tokenizer, tokens, logits, top: int, text_length: int) -> list[dict]:
@@ -250,6 +255,7 @@ class _TextWatch:
     def __init__(self, tokenizer, prompt_length: int, stop: tuple[str, ...], on_text):
         self.tokenizer, self.prompt_length = tokenizer, prompt_length
         self.stop, self.on_text = tuple(s for s in stop if s), on_text
+        self.cancelled = False  # on_text answered False
 
     def criteria(self):
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -269,9 +275,9 @@ class _TextWatch:
 
         text = self.tokenizer.decode(input_ids[0, self.prompt_length :], skip_special_tokens=True)
         text, cut = cut_at_stop(text, self.stop)
-        if self.on_text is not None:
-            self.on_text(text)
-        return torch.full((input_ids.shape[0],), cut, dtype=torch.bool)
+        if self.on_text is not None and self.on_text(text) is False:
+            self.cancelled = True
+        return torch.full((input_ids.shape[0],), cut or self.cancelled, dtype=torch.bool)
 
 
 Loaded = TypeVar("Loaded")

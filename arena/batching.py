@@ -42,6 +42,7 @@ class BatchRequest:
         self.error: BaseException | None = None
         self.done = threading.Event()
         self.grew = threading.Event()
+        self.cancelled = False  # set by the asker: the loop ends the answer at its next token
         self.generator = None
         if settings.seed is not None:
             self.generator = torch.Generator().manual_seed(settings.seed)
@@ -170,6 +171,8 @@ class Batcher:
 
     def _finished(self, request: BatchRequest, token: int) -> str:
         settings = request.settings
+        if request.cancelled:
+            return "cancelled"
         if token in self.eos_ids:
             return "stop"
         stop = tuple(s for s in settings.stop if s)

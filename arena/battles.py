@@ -29,7 +29,7 @@ from arena.models import (
     Winner,
 )
 from arena.services import generation_request
-from core.jobs import job_cancel_queued
+from core.jobs import job_cancel
 
 
 class BattleError(Exception):
@@ -308,15 +308,15 @@ def battle_regenerate(*, battle: Battle, actor: Actor) -> BattleTurn:
 
 
 def battle_cancel(*, battle: Battle, actor: Actor) -> int:
-    """Withdraw the last turn's answers that no worker has taken yet (the page's Cancel while
-    it waits in line); an answer already being written finishes. Returns how many were
-    withdrawn; Regenerate asks again."""
+    """Withdraw the last turn's unfinished answers (the page's Cancel): one in line is never
+    written, one being written stops within a moment and keeps the words it had. Returns how
+    many were withdrawn; Regenerate asks again."""
     if battle.is_voted:
         raise BattleError("This battle is over; start a new round.")
     turn = battle.turns.select_related("generation_a", "generation_b").order_by("-index").first()
-    withdrawn = sum(job_cancel_queued(job=g) for g in turn.generations()) if turn else 0
+    withdrawn = sum(job_cancel(job=g) for g in turn.generations()) if turn else 0
     if not withdrawn:
-        raise BattleError("Nothing is waiting any more: the answers are being written.")
+        raise BattleError("Nothing is waiting any more: both answers are complete.")
     return withdrawn
 
 

@@ -175,16 +175,17 @@ def generation_execute(*, generation_id: int) -> Generation | None:
 
 def _partial_writer(generation: Generation):
     """Store the answer so far on the row (with a heartbeat), at most every
-    `GENERATION_PARTIAL_EVERY_S`, for those who stream it."""
+    `GENERATION_PARTIAL_EVERY_S`, for those who stream it. Answers False, which stops the
+    model, once the row is no longer running (its asker cancelled it)."""
     every = settings.GENERATION_PARTIAL_EVERY_S
     last = {"at": time.monotonic(), "text": ""}
 
-    def write(text: str) -> None:
+    def write(text: str) -> bool:
         now = time.monotonic()
         if every <= 0 or now - last["at"] < every or text == last["text"]:
-            return
+            return True
         last.update(at=now, text=text)
-        job_heartbeat(job=generation, output=text)
+        return job_heartbeat(job=generation, output=text)
 
     return write
 

@@ -266,6 +266,15 @@ def job_cancel_queued(*, job: Job, **fields) -> bool:
     return bool(model.objects.filter(pk=job.pk, status=queued).update(**values))
 
 
+def job_cancel(*, job: Job, **fields) -> bool:
+    """queued or running -> cancelled. A worker running it learns at its next heartbeat
+    (`job_heartbeat` answers False) and stops; what it wrote so far stays."""
+    model = type(job)
+    values = {"status": _word(model, JobStatus.CANCELLED), "finished_at": timezone.now(), **fields}
+    active = _words(model, (JobStatus.QUEUED, JobStatus.RUNNING))
+    return bool(model.objects.filter(pk=job.pk, status__in=active).update(**values))
+
+
 def job_requeue(*, job: Job, from_statuses=FINISHED, **fields) -> bool:
     """A finished job queued again (resume, retry) and published after commit."""
     model = type(job)

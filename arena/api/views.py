@@ -191,6 +191,21 @@ class BattleViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
             return _refusal(exc)
         return Response(BattleSerializer(battle, context={"request": request}).data)
 
+    @extend_schema(request=None, responses={200: BattleSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, public_id=None):
+        """Withdraw the last turn's unfinished answers: one in line is never written, one
+        being written stops at its next token and keeps its words. 409 when both are done."""
+        try:
+            battle = selectors.battle_get_for_user(public_id=public_id, user_id=request.user.pk)
+            battles.battle_cancel(battle=battle, actor=_api_actor(request))
+        except (Battle.DoesNotExist, DjangoValidationError):
+            raise NotFound("No battle of yours has this id.") from None
+        except BattleError as exc:
+            return _refusal(exc)
+        battle = selectors.battle_get_for_user(public_id=public_id, user_id=request.user.pk)
+        return Response(BattleSerializer(battle, context={"request": request}).data)
+
 
 def _flag(request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in ("1", "true", "yes")

@@ -178,3 +178,55 @@ def test_nucleus_sampling_keeps_only_the_smallest_set_reaching_top_p():
     drawn = {batching._sample(scores, settings, generator) for _ in range(300)}
     assert drawn == {0, 1}
     assert batching._sample(scores, GenerationSettings(temperature=0.0), generator) == 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_an_answer_whose_asker_stops_reading_ends_at_once(tiny_model_dir, batch_size):
+    model = backends.LocalModel(tiny_model_dir, batch_size=batch_size)
+    seen = []
+
+    def on_text(text: str) -> bool:
+        seen.append(text)
+        return len(seen) < 3
+
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=200)
+    answer = model.generate([{"role": "user", "content": "hi"}], settings, on_text=on_text)
+    assert answer.finish_reason == "cancelled"
+    assert answer.completion_tokens < 10 and len(seen) == 3
+
+
+@pytest.mark.django_db
+def test_a_generation_cancelled_while_written_stops_and_keeps_its_words(
+    tiny_contestant, settings, monkeypatch
+):
+    from arena import services
+    from arena.models import Generation
+    from core.jobs import job_cancel
+
+    settings.GENERATION_PARTIAL_EVERY_S = 1e-9  # every new token
+    writer, calls = services._partial_writer, []
+
+    def cancelling_writer(generation):
+        write = writer(generation)
+
+        def on_text(text: str) -> bool:
+            calls.append(text)
+            alive = write(text)
+            if text.strip():  # the asker presses Stop once words show
+                job_cancel(job=generation)
+            return alive
+
+        return on_text
+
+    monkeypatch.setattr(services, "_partial_writer", cancelling_writer)
+    generation = services.generation_request(
+        contestant=tiny_contestant,
+        messages=[{"role": "user", "content": "hi"}],
+        overrides={"temperature": 0, "max_new_tokens": 200},
+        enqueue=False,
+    )
+    services.generation_execute(generation_id=generation.pk)
+    row = Generation.objects.get(pk=generation.pk)
+    assert row.status == "cancelled" and row.output.strip()
+    assert len(calls) < 20, "the model went on writing after the answer was cancelled"
+    assert row.completion_tokens is None  # never finished

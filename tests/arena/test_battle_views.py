@@ -130,6 +130,25 @@ def test_api_battle_hides_names_until_the_vote(api_client, annotator, two_models
     assert bad.status_code == 400
 
 
+def test_api_cancel_stops_ones_own_answers_and_no_one_elses(
+    api_client, annotator, reviewer, two_models
+):
+    api_client.force_authenticate(annotator)
+    battle_id = api_client.post("/api/battles/", {"prompt": "hi"}, format="json").json()["id"]
+    turn = Battle.objects.get().turns.get()
+    Generation.objects.filter(pk=turn.generation_b_id).update(status="running", output="Hel")
+    api_client.force_authenticate(reviewer)
+    assert api_client.post(f"/api/battles/{battle_id}/cancel/").status_code == 404
+    api_client.force_authenticate(annotator)
+    cancelled = api_client.post(f"/api/battles/{battle_id}/cancel/")
+    assert cancelled.status_code == 200
+    sides = cancelled.json()["turns"][0]
+    assert sides["a"]["status"] == sides["b"]["status"] == "cancelled"
+    assert sides["b"]["output"] == "Hel"
+    again = api_client.post(f"/api/battles/{battle_id}/cancel/")
+    assert again.status_code == 409 and "complete" in again.json()["detail"]
+
+
 def test_api_vote_finds_only_the_voters_own_battle(api_client, annotator, reviewer, two_models):
     api_client.force_authenticate(annotator)
     battle_id = api_client.post("/api/battles/", {"prompt": "hi"}, format="json").json()["id"]
@@ -210,15 +229,19 @@ def test_a_waiting_battle_says_how_many_answers_are_ahead_and_can_be_cancelled(
     assert battle.turns.get().generation_a.status == "queued"
 
 
-def test_answers_being_written_are_not_cancelled(client, two_models):
+def test_answers_being_written_can_be_stopped_and_keep_their_words(client, two_models):
     location = client.post("/arena/", {"prompt": "hi"})["Location"]
     battle = Battle.objects.get(public_id=location.rstrip("/").split("/")[-1])
     turn = battle.turns.get()
     Generation.objects.filter(pk__in=[turn.generation_a_id, turn.generation_b_id]).update(
-        status="running"
+        status="running", output="Once upon"
     )
     html = client.get(location).content.decode()
-    assert "Both models are writing" in html and "Cancel</button>" not in html
+    assert "Both models are writing" in html and "Stop</button>" in html
+    stopped = client.post(f"/arena/battles/{battle.public_id}/cancel/", HTTP_HX_REQUEST="true")
+    html = stopped.content.decode()
+    assert stopped.status_code == 200 and html.count("Stopped. Regenerate to ask again.") == 2
+    assert html.count("Once upon") == 2
+    assert set(Generation.objects.values_list("status", flat=True)) == {"cancelled"}
     refused = client.post(f"/arena/battles/{battle.public_id}/cancel/")
-    assert refused.status_code == 409 and "being written" in refused.content.decode()
-    assert set(Generation.objects.values_list("status", flat=True)) == {"running"}
+    assert refused.status_code == 409 and "both answers are complete" in refused.content.decode()
