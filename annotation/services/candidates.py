@@ -126,6 +126,34 @@ def items_refresh(*, project: Project) -> int:
     return opened
 
 
+def _execute_together(generation_ids: list[int]) -> None:
+    """Write a prompt's answers at the same time, one thread each, so that a local model writes
+    them in one batch (`arena.batching`). Inside a transaction they are written one after
+    another: other threads' connections could not see its rows. Finished ones are left alone."""
+    import threading
+
+    from django.db import connection, connections
+
+    from arena.services import generation_execute
+
+    if connection.in_atomic_block or len(generation_ids) < 2:
+        for pk in generation_ids:
+            generation_execute(generation_id=pk)
+        return
+
+    def execute(pk: int) -> None:
+        try:
+            generation_execute(generation_id=pk)
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    threads = [threading.Thread(target=execute, args=(pk,)) for pk in generation_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def candidates_answer_here(
     *, project: Project, prompts, k: int | None = None, on_prompt=None
 ) -> int:
@@ -134,8 +162,6 @@ def candidates_answer_here(
     command that must not hold the arena's `generate` queue (the demo's answers). A prompt whose
     item is still waiting (an earlier call stopped half-way) is taken up again, not doubled.
     `on_prompt(i, item)` is called after each. Returns the number of items opened."""
-    from arena.services import generation_execute
-
     opened = 0
     for i, prompt in enumerate(prompts):
         waiting = Item.objects.filter(
@@ -144,8 +170,8 @@ def candidates_answer_here(
         item = (
             waiting or candidates_generate(project=project, prompts=[prompt], k=k, enqueue=False)[0]
         )
-        for completion in item.completions.exclude(generation=None):
-            generation_execute(generation_id=completion.generation_id)  # finished: left alone
+        answers = item.completions.exclude(generation=None)
+        _execute_together(list(answers.values_list("generation_id", flat=True)))
         opened += items_refresh(project=project)
         if on_prompt is not None:
             on_prompt(i, Item.objects.get(pk=item.pk))

@@ -1,13 +1,14 @@
 """Reads: rankings become model outcomes and a leaderboard; consensus; the seed command."""
 
 import io
+import threading
 
 import pytest
 from django.core.management import call_command
 
 from annotation import selectors, services
 from annotation.models import Completion, Item, Project
-from tests.annotation.factories import ranking_item
+from tests.annotation.factories import ProjectFactory, PromptFactory, ranking_item
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +117,41 @@ def test_demo_answers_writes_model_answers_here_and_opens_each_item_once(
     assert {a.contestant.name for a in answers} == {"tiny-llama", "tiny-two", "tiny-three"}
     call_command("demo_answers", "--prompts=5", stdout=io.StringIO())  # nothing left to answer
     assert answers.count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_answers_write_a_prompts_answers_together_in_one_batch(tiny_model_dir):
+    from arena import services as arena_services
+
+    project = ProjectFactory(candidates_per_prompt=3)
+    prompt = PromptFactory(project=project)
+    project.contestants.set(
+        [
+            arena_services.contestant_create(
+                name=f"tiny-{n}", display_name=f"Tiny {n}", backend="local",
+                model_path=str(tiny_model_dir), max_new_tokens=40, temperature=0.0,
+            )
+            for n in ("one", "two", "three")
+        ]
+    )  # fmt: skip
+    model = arena_services._local_models.get(tiny_model_dir)
+    real, sizes, lined_up = model.batcher.model, [], threading.Barrier(3, timeout=30)
+
+    def counted(**kwargs):
+        sizes.append(int(kwargs["input_ids"].shape[0]))
+        return real(**kwargs)
+
+    original_submit = model.batcher.submit
+
+    def submit(request):  # the three answers reach the model together
+        lined_up.wait()
+        return original_submit(request)
+
+    model.batcher.model, model.batcher.submit = counted, submit
+    try:
+        assert services.candidates_answer_here(project=project, prompts=[prompt], k=3) == 1
+    finally:
+        model.batcher.model, model.batcher.submit = real, original_submit
+    answers = Completion.objects.filter(prompt=prompt, source="model")
+    assert answers.count() == 3 and all(a.is_ready and a.text for a in answers)
+    assert max(sizes) == 3  # one forward pass for all three
