@@ -178,6 +178,7 @@ MATRIX = {
     "battle-list": API_SIGNED_IN,
     "battle-detail": {r: NOT_FOUND for r in ROLES} | {"anonymous": API_AUTH, "annotator": OK},
     "battle-vote": {r: NOT_ALLOWED for r in ROLES} | {"anonymous": API_AUTH},
+    "battle-cancel": {r: NOT_ALLOWED for r in ROLES} | {"anonymous": API_AUTH},
     "api-root": API_SIGNED_IN,
     "openai-chat": {r: NOT_ALLOWED for r in ROLES} | {"anonymous": API_AUTH},
     "openai-models": API_SIGNED_IN,
