@@ -113,13 +113,15 @@ class LocalModel:
         self.model.eval()
         # generate() is not safe to run twice at once on one model in threaded servers.
         self._lock = threading.Lock()
+        self.eos_ids = self._eos_ids()
         self.batcher = None
         if batch_size > 1:
             from arena.batching import Batcher
 
-            self.batcher = Batcher(self.model, self._eos_ids(), self._decode, batch_size)
+            self.batcher = Batcher(self.model, self.eos_ids, self._decode, batch_size)
 
     def _eos_ids(self) -> set[int]:
+        """The tokens that end an answer: the model's own and the tokenizer's."""
         ids = self.model.generation_config.eos_token_id
         ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
         if self.tokenizer.eos_token_id is not None:
@@ -203,7 +205,7 @@ class LocalModel:
             )
         sequences = out.sequences if scored else out
         tokens = sequences[0, len(prompt_ids) :].tolist()
-        finished = bool(tokens) and tokens[-1] in self._eos_ids()
+        finished = bool(tokens) and tokens[-1] in self.eos_ids
         reason = "stop" if finished or len(tokens) < settings.max_new_tokens else "length"
         return tokens, out.logits if scored else None, "cancelled" if watch.cancelled else reason
 

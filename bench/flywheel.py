@@ -173,15 +173,22 @@ def train_judge(args, *, base, snapshot, user, clock: Clock):
 
 def judge_accuracy(judge, pairs: list[tuple]) -> tuple[float, float, float]:
     """The judge's accuracy on held-out pairs (chosen scored above rejected), Wilson 95%."""
-    from training.core.reward import wilson_interval
     from training.judges import judge_load
 
     loaded = judge_load(judge)
     chosen = loaded.score([(p, [{"role": "assistant", "content": c}]) for p, c, _ in pairs])
     rejected = loaded.score([(p, [{"role": "assistant", "content": r}]) for p, _, r in pairs])
+    return pair_accuracy(chosen, rejected)
+
+
+def pair_accuracy(chosen: list[float], rejected: list[float]) -> tuple[float, float, float]:
+    """Share of pairs whose chosen answer scored above the rejected one, with its Wilson 95%
+    interval."""
+    from training.core.reward import wilson_interval
+
     right = sum(c > r for c, r in zip(chosen, rejected, strict=True))
-    low, high = wilson_interval(right, len(pairs))
-    return right / len(pairs), low, high
+    low, high = wilson_interval(right, len(chosen))
+    return right / len(chosen), low, high
 
 
 def train_policy(args, *, base, snapshot, judge, suite, user, clock: Clock):

@@ -58,16 +58,16 @@ def as_text(pair: tuple) -> dict:
 
 def accuracy(model_dir: str, rows: list[dict]) -> tuple[float, float, float]:
     """Share of held-out pairs whose chosen answer scores above the rejected one, Wilson 95%."""
+    from flywheel import pair_accuracy
+
     from training.core.common import load_reward_model, load_tokenizer
-    from training.core.reward import score, wilson_interval
+    from training.core.reward import score
 
     tokenizer = load_tokenizer(model_dir)
     model = load_reward_model(model_dir, pad_token_id=tokenizer.pad_token_id).eval()
     chosen = score(model, tokenizer, [(r["prompt"], r["chosen"]) for r in rows], batch_size=8)
     rejected = score(model, tokenizer, [(r["prompt"], r["rejected"]) for r in rows], batch_size=8)
-    right = sum(c > j for c, j in zip(chosen, rejected, strict=True))
-    low, high = wilson_interval(right, len(rows))
-    return right / len(rows), low, high
+    return pair_accuracy(chosen, rejected)
 
 
 def train_and_score(args, name: str, train: list[dict], heldout: list[dict], work: Path) -> tuple:

@@ -260,18 +260,15 @@ def job_fail(*, job: Job, error: str, **fields) -> bool:
 
 def job_cancel_queued(*, job: Job, **fields) -> bool:
     """queued -> cancelled, for a job no worker has taken yet."""
-    model = type(job)
-    values = {"status": _word(model, JobStatus.CANCELLED), "finished_at": timezone.now(), **fields}
-    queued = _word(model, JobStatus.QUEUED)
-    return bool(model.objects.filter(pk=job.pk, status=queued).update(**values))
+    return job_cancel(job=job, from_statuses=(JobStatus.QUEUED,), **fields)
 
 
-def job_cancel(*, job: Job, **fields) -> bool:
-    """queued or running -> cancelled. A worker running it learns at its next heartbeat
-    (`job_heartbeat` answers False) and stops; what it wrote so far stays."""
+def job_cancel(*, job: Job, from_statuses=ACTIVE, **fields) -> bool:
+    """queued or running (`from_statuses`) -> cancelled. A worker running it learns at its next
+    heartbeat (`job_heartbeat` answers False) and stops; what it wrote so far stays."""
     model = type(job)
     values = {"status": _word(model, JobStatus.CANCELLED), "finished_at": timezone.now(), **fields}
-    active = _words(model, (JobStatus.QUEUED, JobStatus.RUNNING))
+    active = _words(model, from_statuses)
     return bool(model.objects.filter(pk=job.pk, status__in=active).update(**values))
 
 
